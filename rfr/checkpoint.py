@@ -1,0 +1,220 @@
+"""Checkpoints: this suite's format, the authors' format, and atomic writes.
+
+The suite's format is a dict that says what it is (``format``), which model and config
+built it (so a file alone rebuilds its model), and the weights; training adds optimizer,
+step and RNG states under ``training``. The authors' format is
+``{'n_iter': int, 'generator': state_dict, 'optimizer_G': ...}``; its architecture is
+inferred from the weight shapes (width, and kernel size 7 or 5 for the smaller-hole model).
+
+Files are always read with ``weights_only=True``: a checkpoint is data, and unpickling
+arbitrary objects from a downloaded file would execute code.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from rfr.config import RFRNetConfig, to_dict
+from rfr.models import RFRNet, build_model
+
+FORMAT_NAME = "rfr-bench"
+FORMAT_VERSION = 1
+AUTHORS_KEY = "generator"
+_MAX_LISTED_KEYS = 8
+_ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")  # torch colours parts of its messages
+
+
+class CheckpointError(ValueError):
+    """A checkpoint cannot be used; the message names the file and what is wrong."""
+
+
+def save_checkpoint(
+    path: str | Path,
+    model: nn.Module,
+    model_name: str,
+    config: Any,
+    training: Mapping[str, Any] | None = None,
+) -> Path:
+    """Write the suite's format atomically; ``config`` is a config dataclass or a mapping."""
+    payload: dict[str, Any] = {
+        "format": FORMAT_NAME,
+        "format_version": FORMAT_VERSION,
+        "model": model_name,
+        "config": config if isinstance(config, Mapping) else to_dict(config),
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+    }
+    if training is not None:
+        payload["training"] = dict(training)
+    return atomic_torch_save(payload, path)
+
+
+def save_authors_checkpoint(path: str | Path, state_dict: Mapping[str, Tensor],
+                            n_iter: int = 0) -> Path:
+    """Write a state dict in the authors' format (for interoperability and tests)."""
+    return atomic_torch_save({"n_iter": n_iter, AUTHORS_KEY: dict(state_dict)}, path)
+
+
+def atomic_torch_save(obj: Any, path: str | Path) -> Path:
+    """``torch.save`` to a temporary file in the same directory, fsync, then rename: a
+    crash mid-write leaves the previous file intact, never a truncated one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        # mkstemp makes the file private (0600); give it the permissions a plain open() would.
+        os.chmod(tmp_name, 0o666 & ~_current_umask())
+        with os.fdopen(fd, "wb") as handle:
+            torch.save(obj, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Load a checkpoint file's dict safely, turning every failure into a clear error."""
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint path is not a file: {path}")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for bad files; all mean "unusable"
+        text = _ANSI_ESCAPE.sub("", str(exc))
+        refused = [line.strip() for line in text.splitlines() if "Unsupported global" in line]
+        if refused:
+            raise CheckpointError(
+                f"{path}: refused to load: it contains Python objects other than tensors "
+                f"and plain containers, so it could run code when unpickled. Only weight "
+                f"files (state dicts) are accepted. Detail: {refused[0]}"
+            ) from exc
+        unsupported = [line.strip() for line in text.splitlines()
+                       if line.strip().startswith("Unsupported")]
+        detail = unsupported[0] if unsupported else (
+            text.strip().splitlines()[0] if text.strip() else type(exc).__name__)
+        raise CheckpointError(
+            f"{path}: cannot be read as a PyTorch checkpoint (truncated, corrupt, or not a "
+            f"torch.save file; a plain pickle is not accepted either): {detail}"
+        ) from exc
+    if not isinstance(payload, dict):
+        raise CheckpointError(
+            f"{path}: not an RFR-Net checkpoint: expected a dict, found {type(payload).__name__}"
+        )
+    return payload
+
+
+def load_checkpoint(path: str | Path) -> nn.Module:
+    """A ready model (eval mode, CPU) from this suite's checkpoint or the authors' one."""
+    path = Path(path)
+    payload = read_checkpoint(path)
+    if payload.get("format") == FORMAT_NAME:
+        return _load_suite_format(path, payload)
+    if AUTHORS_KEY in payload:
+        state_dict = _as_state_dict(path, payload[AUTHORS_KEY], f"'{AUTHORS_KEY}'")
+        config = infer_authors_config(path, state_dict)
+        model = RFRNet(config)
+        load_state_dict_strict(model, state_dict, path)
+        return model.eval()
+    found = sorted(str(k) for k in payload)[:_MAX_LISTED_KEYS]
+    raise CheckpointError(
+        f"{path}: not an RFR-Net checkpoint: expected the authors' format (a dict with "
+        f"'{AUTHORS_KEY}': state_dict) or this suite's (a dict with format='{FORMAT_NAME}'); "
+        f"found keys {found}"
+    )
+
+
+def _load_suite_format(path: Path, payload: dict[str, Any]) -> nn.Module:
+    version = payload.get("format_version")
+    if version != FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path}: {FORMAT_NAME} checkpoint format version {version!r}; this version of "
+            f"the suite reads version {FORMAT_VERSION}"
+        )
+    for key in ("model", "config", "state_dict"):
+        if key not in payload:
+            raise CheckpointError(f"{path}: {FORMAT_NAME} checkpoint lacks '{key}'")
+    try:
+        model = build_model(payload["model"], payload["config"])
+    except ValueError as exc:
+        raise CheckpointError(f"{path}: cannot rebuild its model: {exc}") from exc
+    state_dict = _as_state_dict(path, payload["state_dict"], "'state_dict'")
+    load_state_dict_strict(model, state_dict, path)
+    return model.eval()
+
+
+def _as_state_dict(path: Path, value: Any, where: str) -> dict[str, Tensor]:
+    if not isinstance(value, Mapping) or not all(isinstance(v, Tensor) for v in value.values()):
+        raise CheckpointError(f"{path}: {where} is not a state dict (a mapping of tensors)")
+    return dict(value)
+
+
+def infer_authors_config(path: Path, state_dict: Mapping[str, Tensor]) -> RFRNetConfig:
+    """The authors' files carry no config; width and kernel size show in the weights."""
+    for key in ("Pconv1.weight", "Pconv2.weight"):
+        if key not in state_dict:
+            raise CheckpointError(
+                f"{path}: the '{AUTHORS_KEY}' state dict has no '{key}': not an RFR-Net "
+                f"generator"
+            )
+    width = int(state_dict["Pconv1.weight"].shape[0])
+    kernel_size = int(state_dict["Pconv2.weight"].shape[-1])
+    try:
+        return RFRNetConfig(width=width, kernel_size=kernel_size)
+    except ValueError as exc:
+        raise CheckpointError(f"{path}: unsupported RFR-Net architecture: {exc}") from exc
+
+
+def load_state_dict_strict(model: nn.Module, state_dict: Mapping[str, Tensor],
+                           path: str | Path) -> None:
+    """Load every key, or fail listing the missing, unexpected and mis-shaped ones.
+
+    The authors load with ``strict=False``, which silently leaves missing layers random.
+    """
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state_dict]
+    unexpected = [k for k in state_dict if k not in expected]
+    mis_shaped = [
+        f"{k}: checkpoint {tuple(state_dict[k].shape)}, model expects {tuple(v.shape)}"
+        for k, v in expected.items()
+        if k in state_dict and tuple(state_dict[k].shape) != tuple(v.shape)
+    ]
+    problems = []
+    if missing:
+        problems.append(f"missing keys ({len(missing)}): {_head(missing)}")
+    if unexpected:
+        problems.append(f"unexpected keys ({len(unexpected)}): {_head(unexpected)}")
+    if mis_shaped:
+        problems.append(f"wrong shapes ({len(mis_shaped)}): {_head(mis_shaped)}")
+    if problems:
+        config = getattr(model, "config", None)
+        raise CheckpointError(
+            f"{path}: weights do not fit the model"
+            + (f" {config}" if config is not None else "")
+            + ": "
+            + "; ".join(problems)
+        )
+    model.load_state_dict(state_dict, strict=True)
+
+
+def _head(items: list[str]) -> str:
+    shown = ", ".join(items[:_MAX_LISTED_KEYS])
+    more = len(items) - _MAX_LISTED_KEYS
+    return shown + (f", ... (+{more} more)" if more > 0 else "")
