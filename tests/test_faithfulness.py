@@ -236,22 +236,22 @@ def test_golden_case_is_not_degenerate() -> None:
 
 # --------------------------------------------------------------------------- c: any seed,
 # batch, mask and size (multiple of 16): suite == independent reference, float32, 1e-4.
-# Inputs whose outputs stay below ~15, where float32 rounding of the authors' arithmetic
-# is ~1e-6 at most.
+# Inputs whose outputs stay below ~10, where float32 rounding of the authors' own
+# arithmetic (against float64) is below 1e-5, a tenth of the tolerance.
 
 CASES = [
     # seed, kernel size, weights variant, (H, W), one mask kind per sample
     pytest.param(1, 7, "recipe", (64, 96), ("blocks:0.5", "noise:0.5"), id="seed1-b2-64x96"),
-    pytest.param(7, 7, "recipe", (32, 48), ("known", "blocks:0.3", "almost_empty"),
-                 id="seed7-b3-32x48"),
+    pytest.param(7, 7, "recipe", (48, 32), ("known", "blocks:0.3", "almost_empty"),
+                 id="seed7-b3-48x32"),
     pytest.param(7, 7, "recipe", (128, 128), ("blocks:0.4", "noise:0.4"),
                  id="seed7-b2-128x128"),
     pytest.param(3, 7, "recipe", (80, 32), ("almost_empty", "blocks:0.8", "known"),
                  id="seed3-b3-80x32"),
     pytest.param(11, 7, "recipe", (16, 16), ("noise:0.5", "empty", "blocks:0.5"),
                  id="seed11-b3-16x16"),
-    pytest.param(2, 5, "recipe", (64, 48), ("blocks:0.5", "almost_empty"),
-                 id="smaller-hole-k5-seed2-b2-64x48"),
+    pytest.param(2, 5, "recipe", (32, 48), ("blocks:0.5", "almost_empty"),
+                 id="smaller-hole-k5-seed2-b2-32x48"),
     pytest.param(5, 7, "kca_dominant", (48, 32), ("blocks:0.5", "almost_empty", "known"),
                  id="kca-dominant-seed5-b3-48x32"),
     pytest.param(1, 7, "kca_dominant", (64, 96), ("blocks:0.5", "noise:0.5"),
