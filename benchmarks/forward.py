@@ -5,8 +5,13 @@ recipe weights, seed 0) at 256x256 for each batch size and precision, and of KCA
 With ``--authors-repo`` pointing at a checkout of jingyuanli001/RFR-Inpainting, the same
 weights and input run through the authors' own code too, and the report adds the speed-up
 and the output difference (fp32: max |ours - authors'|; bf16: PSNR of the composite
-against the fp32 composite). The authors' code is imported from that checkout at run
-time; nothing of it ships with the suite.
+against the same code's fp32 composite). The authors' code is imported from that checkout
+at run time; nothing of it ships with the suite.
+
+Timing: one warm-up call each, then the models take turns call by call, so a change of
+machine load or clock affects both alike; the figure is the median. Peak memory: each
+(model, precision, batch) runs once in a fresh process, and the figure is the rise of the
+resident set's high-water mark over the process's size just before the call.
 
     python benchmarks/forward.py --authors-repo /path/to/RFR-Inpainting
 """
@@ -14,8 +19,10 @@ time; nothing of it ships with the suite.
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -31,6 +38,8 @@ from rfr.masks import mask_rng, stroke_mask, to_known_mask
 from rfr.models import RFRNet, composite
 from rfr.nn.attention import PatchAttention
 from rfr.reference import layout_of, recipe_state_dict
+
+Forward = Callable[[], torch.Tensor]
 
 
 def rss_kib(field: str) -> int | None:
@@ -53,20 +62,17 @@ def reset_peak_rss() -> bool:
         return False
 
 
-def measure(fn: Callable[[], object], repeats: int) -> tuple[list[float], float | None]:
-    """Seconds per call over ``repeats`` calls after one warm-up, and the peak memory
-    above the pre-call resident size in MiB (None where it cannot be read)."""
-    fn()
-    before = rss_kib("VmRSS")
-    can_peak = reset_peak_rss()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
+def time_in_turns(runs: dict[str, Forward], repeats: int) -> dict[str, list[float]]:
+    """Seconds per call of each run, after one warm-up each, the runs taking turns."""
+    for fn in runs.values():
         fn()
-        times.append(time.perf_counter() - start)
-    peak = rss_kib("VmHWM") if can_peak else None
-    peak_mib = (peak - before) / 1024 if peak is not None and before is not None else None
-    return times, peak_mib
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    for _ in range(repeats):
+        for name, fn in runs.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return times
 
 
 def load_authors_model(repo: Path, state_dict: dict) -> torch.nn.Module:
@@ -100,6 +106,61 @@ def benchmark_input(kind: str, size: int, reference: Path
     return image, mask, "demo photo + seeded strokes"
 
 
+def build_models(args: argparse.Namespace) -> dict[str, torch.nn.Module]:
+    model = RFRNet().eval()
+    state_dict = recipe_state_dict(layout_of(model.state_dict()), seed=0)
+    model.load_state_dict(state_dict)
+    models = {"ours": model}
+    if args.authors_repo is not None:
+        models["authors"] = load_authors_model(args.authors_repo, state_dict)
+    return models
+
+
+def forward_fn(name: str, model: torch.nn.Module, image: torch.Tensor, mask: torch.Tensor,
+               batch: int) -> Forward:
+    """A call of ``model`` on ``batch`` copies of the input, in each code's own mask form."""
+    x = (image * mask).repeat(batch, 1, 1, 1)
+    m = mask.repeat(batch, 1, 1, 1)
+    if name == "authors":
+        m3 = m.repeat(1, 3, 1, 1)
+        return lambda: model(x, m3)[0]
+    return lambda: model(x, m)
+
+
+def peak_memory_mib(args: argparse.Namespace, name: str, precision: str,
+                    batch: int) -> float | None:
+    """Peak memory of one forward, measured in a fresh process (see the module docstring)."""
+    command = [sys.executable, __file__, "--peak-of", name, precision, str(batch),
+               "--size", str(args.size), "--input", args.input,
+               "--reference", str(args.reference)]
+    if args.authors_repo is not None:
+        command += ["--authors-repo", str(args.authors_repo)]
+    if args.threads:
+        command += ["--threads", str(args.threads)]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    try:
+        return json.loads(done.stdout.strip().splitlines()[-1])["peak_mib"]
+    except (IndexError, KeyError, ValueError):
+        return None
+
+
+def report_peak_of(args: argparse.Namespace) -> int:
+    """Child-process mode: one forward, print the peak as JSON."""
+    name, precision, batch = args.peak_of[0], args.peak_of[1], int(args.peak_of[2])
+    model = build_models(args)[name]
+    image, mask, _ = benchmark_input(args.input, args.size, args.reference)
+    fn = forward_fn(name, model, image, mask, batch)
+    before = rss_kib("VmRSS")
+    peak = None
+    if before is not None and reset_peak_rss():
+        with torch.inference_mode(), precision_context(precision):
+            fn()
+        hwm = rss_kib("VmHWM")
+        peak = None if hwm is None else (hwm - before) / 1024
+    print(json.dumps({"peak_mib": peak}))
+    return 0
+
+
 def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
     mse = float(((a.float() - b.float()) ** 2).mean())
     return 10 * math.log10(1.0 / max(mse, 1e-20))
@@ -109,96 +170,99 @@ def fmt(value: float | None, spec: str) -> str:
     return "n/a" if value is None else format(value, spec)
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--size", type=int, default=256)
-    parser.add_argument("--batch", type=int, nargs="+", default=[1, 6])
-    parser.add_argument("--precision", nargs="+", choices=("fp32", "bf16"),
-                        default=["fp32", "bf16"])
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--authors-repo", type=Path, default=None,
-                        help="checkout of jingyuanli001/RFR-Inpainting to compare against")
-    parser.add_argument("--input", choices=("golden", "demo"), default="golden",
-                        help="golden: the authors' stored case from --reference (256x256, "
-                             "7%% hole); demo: a real photo with a seeded 45%% stroke mask")
-    parser.add_argument("--reference", type=Path, default=Path("../shared/reference"))
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all)")
-    args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-
-    model = RFRNet().eval()
-    state_dict = recipe_state_dict(layout_of(model.state_dict()), seed=0)
-    model.load_state_dict(state_dict)
-    authors = load_authors_model(args.authors_repo, state_dict) if args.authors_repo else None
-
+def benchmark_models(args: argparse.Namespace) -> None:
+    models = build_models(args)
     image, mask, source = benchmark_input(args.input, args.size, args.reference)
     print(f"RFR-Net eval forward, {args.size}x{args.size}, recipe weights (seed 0), "
-          f"input: {source}, hole ratio {1 - mask.mean().item():.3f}, torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads, median of {args.repeats}")
+          f"input: {source}, hole ratio {1 - mask.mean().item():.3f}, "
+          f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
+          f"median of {args.repeats} calls taken in turns")
     header = (f"{'model':<8} {'precision':<9} {'batch':>5} {'ms/image':>10} {'peak MiB':>9}"
               f" {'speed-up':>9}  output check")
     print(header)
     print("-" * len(header))
-
     # Speed-ups are against the authors' code in fp32 at the same batch size.
     authors_fp32: dict[int, float] = {}
     fp32_composite: dict[str, torch.Tensor] = {}
     with torch.inference_mode():
         for precision in args.precision:
             for batch in args.batch:
-                x = (image * mask).repeat(batch, 1, 1, 1)
-                m = mask.repeat(batch, 1, 1, 1)
-                m3 = m.repeat(1, 3, 1, 1)
-                runs = {"ours": lambda x=x, m=m: model(x, m)}
-                if authors is not None:
-                    runs["authors"] = lambda x=x, m3=m3: authors(x, m3)[0]
-                results = {}
-                for name, fn in runs.items():
-                    with precision_context(precision):
-                        out = fn().float()
-                        times, peak = measure(fn, args.repeats)
-                    results[name] = (statistics.median(times) / batch, peak, out)
-                if "authors" in results and precision == "fp32":
-                    authors_fp32[batch] = results["authors"][0]
-                for name, (seconds, peak, out) in results.items():
-                    comp = composite(out[:1], image, mask)
+                runs = {name: forward_fn(name, model, image, mask, batch)
+                        for name, model in models.items()}
+                with precision_context(precision):
+                    outputs = {name: fn().float() for name, fn in runs.items()}
+                    times = time_in_turns(runs, args.repeats)
+                seconds = {name: statistics.median(t) / batch for name, t in times.items()}
+                if "authors" in seconds and precision == "fp32":
+                    authors_fp32[batch] = seconds["authors"]
+                for name in runs:
+                    comp = composite(outputs[name][:1], image, mask)
                     if precision == "fp32":
                         fp32_composite[name] = comp
                     check = ""
-                    if name == "ours" and "authors" in results and precision == "fp32":
-                        diff = (out - results["authors"][2]).abs().max().item()
+                    if name == "ours" and "authors" in outputs and precision == "fp32":
+                        diff = (outputs["ours"] - outputs["authors"]).abs().max().item()
                         check = f"max |ours - authors| = {diff:.2e}"
                     elif precision != "fp32" and name in fp32_composite:
                         db = psnr(comp, fp32_composite[name])
                         check = f"composite PSNR vs its fp32 = {db:.1f} dB"
                     base = authors_fp32.get(batch)
-                    speedup = f"{base / seconds:.2f}x" if base is not None else ""
-                    print(f"{name:<8} {precision:<9} {batch:>5} {seconds * 1000:>10.1f} "
-                          f"{fmt(peak, '.0f'):>9} {speedup:>9}  {check}")
+                    speedup = f"{base / seconds[name]:.2f}x" if base is not None else ""
+                    peak = peak_memory_mib(args, name, precision, batch) if args.memory else None
+                    print(f"{name:<8} {precision:<9} {batch:>5} {seconds[name] * 1000:>10.1f} "
+                          f"{fmt(peak, '.0f'):>9} {speedup:>9}  {check}", flush=True)
+    benchmark_kca(args, models.get("authors"))
 
-        # KCA alone, as in a middle recurrence: 512 channels at 1/8 of the image size.
-        side = args.size // 8
-        g = torch.Generator().manual_seed(0)
+
+def benchmark_kca(args: argparse.Namespace, authors: torch.nn.Module | None) -> None:
+    """KCA alone, as in a middle recurrence: 512 channels at 1/8 of the image size."""
+    side = args.size // 8
+    generator = torch.Generator().manual_seed(0)
+    with torch.inference_mode():
         for batch in args.batch:
-            features = torch.randn(batch, 512, side, side, generator=g)
-            att_mask = (torch.rand(batch, 1, side, side, generator=g) > 0.2).float()
+            features = torch.randn(batch, 512, side, side, generator=generator)
+            att_mask = (torch.rand(batch, 1, side, side, generator=generator) > 0.2).float()
             kca = PatchAttention()
             _, state = kca(features, att_mask, None)
-            times, peak = measure(partial(kca, features, att_mask, state), args.repeats)
-            line = (f"KCA alone (512x{side}x{side}), batch {batch}: "
-                    f"{statistics.median(times) / batch * 1000:.1f} ms/image, "
-                    f"peak {fmt(peak, '.0f')} MiB")
+            runs = {"ours": partial(kca, features, att_mask, state)}
             if authors is not None:
                 theirs = authors.RFRModule.att.att
-                theirs.att_scores_prev = None
-                theirs.masks_prev = None
-                theirs(features, att_mask)
-                t_times, _ = measure(partial(theirs, features, att_mask), args.repeats)
-                theirs_ms = statistics.median(t_times) / batch * 1000
-                line += (f"; authors' {theirs_ms:.1f} ms/image "
-                         f"({theirs_ms / (statistics.median(times) / batch * 1000):.2f}x)")
+                theirs.att_scores_prev, theirs.masks_prev = None, None
+                theirs(features, att_mask)  # leaves previous scores on the module, as in use
+                runs["authors"] = partial(theirs, features, att_mask)
+            times = time_in_turns(runs, args.repeats)
+            ms = {name: statistics.median(t) / batch * 1000 for name, t in times.items()}
+            line = f"KCA alone (512x{side}x{side}), batch {batch}: ours {ms['ours']:.1f} ms/image"
+            if "authors" in ms:
+                line += (f", authors' {ms['authors']:.1f} ms/image "
+                         f"({ms['authors'] / ms['ours']:.2f}x)")
             print(line)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=int, default=256)
+    parser.add_argument("--batch", type=int, nargs="+", default=[1, 6])
+    parser.add_argument("--precision", nargs="+", choices=("fp32", "bf16"),
+                        default=["fp32", "bf16"])
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--authors-repo", type=Path, default=None,
+                        help="checkout of jingyuanli001/RFR-Inpainting to compare against")
+    parser.add_argument("--input", choices=("golden", "demo"), default="golden",
+                        help="golden: the authors' stored case from --reference (256x256, "
+                             "7%% hole); demo: a real photo with a seeded 45%% stroke mask")
+    parser.add_argument("--reference", type=Path, default=Path("../shared/reference"))
+    parser.add_argument("--no-memory", dest="memory", action="store_false",
+                        help="skip the peak-memory processes (faster)")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all)")
+    parser.add_argument("--peak-of", nargs=3, metavar=("MODEL", "PRECISION", "BATCH"),
+                        help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.peak_of:
+        return report_peak_of(args)
+    benchmark_models(args)
     return 0
 
 

@@ -64,8 +64,8 @@ def test_state_scores_are_a_distribution_over_patches(inputs):
     _, state = PatchAttention()(features, mask, None)
     positions = features.shape[2] * features.shape[3]
     assert state.scores.shape == (3, positions, positions)
-    torch.testing.assert_close(state.scores.sum(dim=2), torch.ones(3, positions))
-    assert state.mask.shape == (3, positions, 1)
+    torch.testing.assert_close(state.scores.sum(dim=1), torch.ones(3, positions))
+    assert state.mask.shape == (3, 1, positions)
 
 
 def test_naive_attention_ignores_the_previous_recurrence(inputs):

@@ -9,7 +9,8 @@ learnt ``ratio``, so that recurrences attend consistently.
 
 Unlike the authors' layer, which stores the previous scores on the module and loops over
 the batch in Python, the previous scores travel as an explicit ``AttentionState`` value
-and the batch is one batched matrix product. The arithmetic is the same.
+and the whole batch goes through two batched products. The arithmetic is the same up to
+float rounding.
 """
 
 from __future__ import annotations
@@ -30,9 +31,9 @@ _RATIO_EPS = 1e-7
 class AttentionState(NamedTuple):
     """What one recurrence's attention hands to the next.
 
-    ``scores[b, q, p]``: the (blended) attention of query position ``q`` on patch ``p``,
-    ``B x N x N`` with ``N = H * W`` in row-major order; ``mask[b, q, 0]``: the mask the
-    attention saw, ``B x N x 1``."""
+    ``scores[b, p, q]``: the (blended) attention of query position ``q`` on patch ``p``,
+    ``B x N x N`` with ``N = H * W`` in row-major order; ``mask[b, 0, q]``: the mask the
+    attention saw, ``B x 1 x N``."""
 
     scores: Tensor
     mask: Tensor
@@ -75,18 +76,39 @@ class PatchAttention(nn.Module):
             k = self.propagate_size
             queries = F.avg_pool2d(features, k, 1, padding=k // 2, count_include_pad=True,
                                    divisor_override=1)
-        # scores[b, q, p] = <patch p, summed features around q>: one row per query
-        # position, so the softmax over patches runs along contiguous memory.
-        scores = torch.bmm(queries.reshape(batch, channels, positions).transpose(1, 2), patches)
-        scores = F.softmax(scores, dim=2)
-        flat_mask = mask.reshape(batch, positions, 1)
+        # scores[b, p, q] = <patch p, summed features around q>, softmax over patches p.
+        scores = F.softmax(patch_products(patches.transpose(1, 2), queries), dim=1)
+        flat_mask = mask.reshape(batch, 1, positions)
         if self.accumulate and previous is not None:
+            # The authors' (prev * m + s * w) / (m + w), as one interpolation pass.
             weight = self.ratio.abs() + _RATIO_EPS
-            scores = (previous.scores * previous.mask + scores * weight) / (previous.mask + weight)
-        # output[b, c, q] = sum_p patches[b, c, p] * scores[b, q, p]
-        output = torch.bmm(patches, scores.transpose(1, 2))
-        output = output.view(batch, channels, height, width)
-        return output, AttentionState(scores, flat_mask)
+            blend = (weight / (previous.mask + weight)).to(scores.dtype)
+            scores = torch.lerp(previous.scores.to(scores.dtype), scores, blend)
+        # output[b, c, q] = sum_p patches[b, c, p] * scores[b, p, q]
+        output = patch_products(patches, scores.view(batch, positions, height, width))
+        return output.view(batch, channels, height, width), AttentionState(scores, flat_mask)
+
+
+def patch_products(left: Tensor, right: Tensor) -> Tensor:
+    """``left @ right`` for ``left`` B x M x K and ``right`` B x K x H x W (K maps), as
+    B x M x (H*W), by the fastest route for the dtype and device.
+
+    On the CPU in float32, oneDNN's 1x1 convolution computes these products about 1.4x
+    faster than the BLAS ``bmm`` (measured at 512 x 1024 x 1024); the batch becomes
+    convolution groups, so it stays one call. In bfloat16, and on GPUs, ``bmm`` is faster.
+    """
+    batch, rows, inner = left.shape
+    height, width = right.shape[-2:]
+    use_conv = (
+        left.device.type == "cpu"
+        and left.dtype == right.dtype == torch.float32
+        and not torch.is_autocast_enabled("cpu")
+    )
+    if not use_conv:
+        return torch.bmm(left, right.reshape(batch, inner, height * width))
+    weight = left.reshape(batch * rows, inner, 1, 1)
+    product = F.conv2d(right.reshape(1, batch * inner, height, width), weight, groups=batch)
+    return product.view(batch, rows, height * width)
 
 
 class AttentionModule(nn.Module):
