@@ -24,11 +24,11 @@ from torch import Tensor, nn
 
 from rfr.config import RFRNetConfig, to_dict
 from rfr.models import RFRNet, build_model
+from rfr.state_dicts import preview, state_dict_mismatches
 
 FORMAT_NAME = "rfr-bench"
 FORMAT_VERSION = 1
 AUTHORS_KEY = "generator"
-_MAX_LISTED_KEYS = 8
 _ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")  # torch colours parts of its messages
 
 
@@ -133,7 +133,7 @@ def load_checkpoint(path: str | Path) -> nn.Module:
         model = RFRNet(config)
         load_state_dict_strict(model, state_dict, path)
         return model.eval()
-    found = sorted(str(k) for k in payload)[:_MAX_LISTED_KEYS]
+    found = preview(sorted(str(k) for k in payload))
     raise CheckpointError(
         f"{path}: not an RFR-Net checkpoint: expected the authors' format (a dict with "
         f"'{AUTHORS_KEY}': state_dict) or this suite's (a dict with format='{FORMAT_NAME}'); "
@@ -188,21 +188,8 @@ def load_state_dict_strict(model: nn.Module, state_dict: Mapping[str, Tensor],
 
     The authors load with ``strict=False``, which silently leaves missing layers random.
     """
-    expected = model.state_dict()
-    missing = [k for k in expected if k not in state_dict]
-    unexpected = [k for k in state_dict if k not in expected]
-    mis_shaped = [
-        f"{k}: checkpoint {tuple(state_dict[k].shape)}, model expects {tuple(v.shape)}"
-        for k, v in expected.items()
-        if k in state_dict and tuple(state_dict[k].shape) != tuple(v.shape)
-    ]
-    problems = []
-    if missing:
-        problems.append(f"missing keys ({len(missing)}): {_head(missing)}")
-    if unexpected:
-        problems.append(f"unexpected keys ({len(unexpected)}): {_head(unexpected)}")
-    if mis_shaped:
-        problems.append(f"wrong shapes ({len(mis_shaped)}): {_head(mis_shaped)}")
+    expected = {key: tuple(value.shape) for key, value in model.state_dict().items()}
+    problems = state_dict_mismatches(state_dict, expected)
     if problems:
         config = getattr(model, "config", None)
         raise CheckpointError(
@@ -212,9 +199,3 @@ def load_state_dict_strict(model: nn.Module, state_dict: Mapping[str, Tensor],
             + "; ".join(problems)
         )
     model.load_state_dict(state_dict, strict=True)
-
-
-def _head(items: list[str]) -> str:
-    shown = ", ".join(items[:_MAX_LISTED_KEYS])
-    more = len(items) - _MAX_LISTED_KEYS
-    return shown + (f", ... (+{more} more)" if more > 0 else "")

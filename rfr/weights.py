@@ -22,6 +22,8 @@ from typing import NamedTuple
 import torch
 import torchvision
 
+from rfr.state_dicts import state_dict_mismatches
+
 RANDOM_VGG_DESCRIPTION = "random VGG16 weights: losses are NOT comparable to ImageNet-VGG numbers"
 
 # torch.hub names published files "<name>-<first hex digits of the sha256>.<ext>".
@@ -280,32 +282,14 @@ def format_weights_status(statuses: list[WeightsStatus] | None = None) -> str:
 def _check_shapes(
     path: Path, state_dict: Mapping[str, torch.Tensor], expected: Mapping[str, torch.Size]
 ) -> None:
-    missing = sorted(set(expected) - set(state_dict))
-    unexpected = sorted(set(state_dict) - set(expected))
-    wrong = [
-        f"{key}: file {tuple(state_dict[key].shape)} vs expected {tuple(shape)}"
-        for key, shape in expected.items()
-        if key in state_dict and state_dict[key].shape != shape
-    ]
-    if missing or unexpected or wrong:
-        problems = []
-        if missing:
-            problems.append(f"missing keys {_preview(missing)}")
-        if unexpected:
-            problems.append(f"unexpected keys {_preview(unexpected)}")
-        if wrong:
-            problems.append(f"wrong shapes {_preview(wrong)}")
+    problems = state_dict_mismatches(state_dict, expected)
+    if problems:
         raise InvalidWeightsError(
             f"{path}: not a torchvision vgg16 state dict: {'; '.join(problems)}. Use "
             f"torchvision's {VGG16_IMAGENET.filename} or a file saved with "
             f"torch.save(torchvision.models.vgg16().state_dict(), path).",
             path,
         )
-
-
-def _preview(items: list[str], limit: int = 5) -> str:
-    shown = ", ".join(items[:limit])
-    return f"[{shown}{', ...' if len(items) > limit else ''}] ({len(items)} in all)"
 
 
 def _first_line(exc: BaseException) -> str:

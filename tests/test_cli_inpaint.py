@@ -6,7 +6,6 @@ model is a width-8 RFR-Net so every run takes a fraction of a second.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,15 +24,7 @@ from rfr.reference import layout_of, recipe_state_dict
 
 WIDTH, HEIGHT = 70, 50
 
-
-@pytest.fixture(autouse=True, scope="module")
-def single_thread() -> Iterator[None]:
-    """These tiny forwards gain nothing from threads, and on a busy 2-core machine
-    OpenMP's spinning threads make them several times slower; restored afterwards."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 @dataclass

@@ -178,7 +178,7 @@ def test_other_networks_state_dict_is_rejected(tmp_path: Path) -> None:
 def test_wrong_shapes_are_named(tmp_path: Path) -> None:
     path = tmp_path / "w.pth"
     torch.save({"w": torch.zeros(3, 3)}, path)
-    with pytest.raises(InvalidWeightsError, match=r"w: file \(3, 3\) vs expected \(2, 2\)"):
+    with pytest.raises(InvalidWeightsError, match=r"w: file \(3, 3\), expected \(2, 2\)"):
         load_state_dict_file(path, {"w": torch.Size([2, 2])})
 
 
