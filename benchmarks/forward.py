@@ -245,7 +245,7 @@ def main() -> int:
     parser.add_argument("--batch", type=int, nargs="+", default=[1, 6])
     parser.add_argument("--precision", nargs="+", choices=("fp32", "bf16"),
                         default=["fp32", "bf16"])
-    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--authors-repo", type=Path, default=None,
                         help="checkout of jingyuanli001/RFR-Inpainting to compare against")
     parser.add_argument("--input", choices=("golden", "demo"), default="golden",
