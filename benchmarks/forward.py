@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from rfr.demo import demo_photo
+from rfr.data.embedded import square_photo
 from rfr.inpaint import precision_context
 from rfr.masks import mask_rng, stroke_mask, to_known_mask
 from rfr.models import RFRNet, composite
@@ -101,7 +101,7 @@ def benchmark_input(kind: str, size: int, reference: Path
         return torch.from_numpy(stored["image"]), mask, f"golden case ({golden})"
     if kind == "golden":
         print(f"note: no golden case for {size}x{size} at {golden}; using the demo input")
-    image = demo_photo(size)[None]
+    image = square_photo("astronaut", size)[None]
     mask = to_known_mask(stroke_mask(size, mask_rng(0, 0), max_parts=3))[None]
     return image, mask, "demo photo + seeded strokes"
 

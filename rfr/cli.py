@@ -17,6 +17,7 @@ from pathlib import Path
 from rfr.checkpoint import CheckpointError
 from rfr.config import ConfigError
 from rfr.image_io import ImageReadError, ImageWriteError
+from rfr.masks import MaskBankError
 from rfr.weights import InvalidWeightsError, WeightsNotFoundError
 
 log = logging.getLogger("rfr")
@@ -27,6 +28,7 @@ USER_ERRORS = (
     ImageReadError,
     ImageWriteError,
     InvalidWeightsError,
+    MaskBankError,
     WeightsNotFoundError,
 )
 
@@ -89,6 +91,31 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_masks(args: argparse.Namespace) -> int:
+    from rfr.masks import MANIFEST_NAME, format_bin_summary, write_mask_bank
+
+    entries = write_mask_bank(args.out, args.per_bin, size=args.size, seed=args.seed)
+    for line in format_bin_summary(entries):
+        print(line)
+    print(f"wrote {len(entries)} masks ({args.size}x{args.size}, seed {args.seed}, white = "
+          f"hole) and {args.out / MANIFEST_NAME}")
+    return 0
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def seed_32bit(text: str) -> int:
+    value = int(text)
+    if not 0 <= value < 2**32:
+        raise argparse.ArgumentTypeError(f"must be in [0, {2**32 - 1}], got {value}")
+    return value
+
+
 def min_side_16(text: str) -> int:
     value = int(text)
     if value < 16:
@@ -132,6 +159,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--size", type=int, default=256)
     p.set_defaults(func=cmd_demo)
+
+    p = verbs.add_parser(
+        "masks", help="write a seeded mask bank: N masks per NVIDIA hole-ratio bin + manifest"
+    )
+    p.add_argument("--out", type=Path, required=True, help="folder for the PNGs and manifest.csv")
+    p.add_argument("--per-bin", type=positive_int, default=10,
+                   help="masks per hole-ratio bin (default: 10)")
+    p.add_argument("--size", type=min_side_16, default=256, help="mask side in pixels")
+    p.add_argument("--seed", type=seed_32bit, default=0)
+    p.set_defaults(func=cmd_masks)
     return parser
 
 

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from rfr.checkpoint import load_checkpoint, save_authors_checkpoint
+from rfr.data.embedded import square_photo
 from rfr.image_io import write_image
 from rfr.inpaint import inpaint
 from rfr.masks import hole_ratio, mask_rng, stroke_mask, to_known_mask
@@ -48,14 +49,6 @@ def golden_max_abs_diff(model: torch.nn.Module, reference_dir: Path) -> float:
     return float((output - expected).abs().max())
 
 
-def demo_photo(size: int) -> torch.Tensor:
-    """scikit-image's astronaut photograph (square, bundled in its wheel), resized."""
-    from skimage import data  # imported here: only the demo needs it
-
-    photo = torch.from_numpy(data.astronaut()).permute(2, 0, 1).float() / 255.0
-    return torch.nn.functional.interpolate(photo[None], size=(size, size), mode="area")[0]
-
-
 def run_demo(out_dir: Path, reference_dir: Path | None, seed: int = 0,
              size: int = 256) -> DemoResult:
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -70,7 +63,7 @@ def run_demo(out_dir: Path, reference_dir: Path | None, seed: int = 0,
     if reference_dir is not None and (reference_dir / GOLDEN_FILE).exists() and seed == 0:
         diff = golden_max_abs_diff(loaded, reference_dir)
 
-    image = demo_photo(size)
+    image = square_photo("astronaut", size)
     hole = stroke_mask(size, mask_rng(seed, 0), max_parts=3)
     mask = to_known_mask(hole)
     result = inpaint(loaded, image, mask)

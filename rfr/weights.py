@@ -6,8 +6,8 @@ taken from an explicit path. A missing file is an error that names the file, the
 to put it in and the URL it is published at, because a loss or metric silently computed
 with other weights would produce numbers that look comparable to the paper's and are not.
 
-A published file is described by `PublishedWeights`; `KNOWN_WEIGHTS` lists them (only
-VGG16 today; LPIPS and FID weights can be added as entries without new code paths).
+A published file is described by `PublishedWeights`; `KNOWN_WEIGHTS` lists them:
+VGG16 for the training losses, AlexNet for LPIPS and InceptionV3 for FID (rfr.metrics).
 """
 
 from __future__ import annotations
@@ -95,7 +95,33 @@ VGG16_IMAGENET = PublishedWeights(
     config_key="vgg_weights",
 )
 
-KNOWN_WEIGHTS: dict[str, PublishedWeights] = {VGG16_IMAGENET.name: VGG16_IMAGENET}
+ALEXNET_IMAGENET = PublishedWeights(
+    name="alexnet-imagenet",
+    url=torchvision.models.AlexNet_Weights.IMAGENET1K_V1.url,
+    used_for="AlexNet trunk of the LPIPS metric (rfr.metrics; LPIPS's own linear layers "
+    "ship inside the lpips package)",
+    config_key="lpips_alexnet_weights",
+)
+
+# torch-fidelity's port of the TensorFlow FID Inception (2015-12-05), the file its
+# FeatureExtractorInceptionV3 downloads (torch_fidelity.feature_extractor_inceptionv3.
+# URL_INCEPTION_V3; a test keeps the two equal). Its "-6726825d" suffix is copied from
+# pytorch-fid's pt_inception file name and is not known to be this file's sha256 prefix,
+# so rfr.metrics checks its keys and shapes instead of the name's hash.
+INCEPTION_FID = PublishedWeights(
+    name="inception-fid",
+    url="https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/"
+    "weights-inception-2015-12-05-6726825d.pth",
+    used_for="InceptionV3 (TensorFlow FID graph, 2015-12-05) of the FID metric (rfr.metrics, "
+    "via torch-fidelity)",
+    config_key="fid_inception_weights",
+)
+
+KNOWN_WEIGHTS: dict[str, PublishedWeights] = {
+    VGG16_IMAGENET.name: VGG16_IMAGENET,
+    ALEXNET_IMAGENET.name: ALEXNET_IMAGENET,
+    INCEPTION_FID.name: INCEPTION_FID,
+}
 
 
 class ResolvedWeights(NamedTuple):
@@ -298,6 +324,8 @@ def _first_line(exc: BaseException) -> str:
 
 
 __all__ = [
+    "ALEXNET_IMAGENET",
+    "INCEPTION_FID",
     "KNOWN_WEIGHTS",
     "RANDOM_VGG_DESCRIPTION",
     "VGG16_IMAGENET",

@@ -193,15 +193,18 @@ def test_non_state_dict_is_rejected(tmp_path: Path, content: object) -> None:
     assert str(path) in str(info.value)
 
 
+def vgg_status():
+    return next(s for s in describe_weights_status() if s.weights is VGG16_IMAGENET)
+
+
 def test_status_reports_missing_then_present(empty_hub: Path) -> None:
-    (status,) = describe_weights_status()
-    assert status.weights is VGG16_IMAGENET
+    status = vgg_status()
     assert status.path == empty_hub / VGG_FILE and not status.present
     text = format_weights_status()
     assert "MISSING" in text and VGG16_IMAGENET.url in text and str(status.path) in text
 
     empty_hub.mkdir(parents=True)
     (empty_hub / VGG_FILE).write_bytes(b"placeholder")
-    (status,) = describe_weights_status()
+    status = vgg_status()
     assert status.present
     assert "present" in format_weights_status()
