@@ -16,6 +16,7 @@ import os
 import re
 import tempfile
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -121,18 +122,34 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     return payload
 
 
+@dataclass(frozen=True)
+class LoadedCheckpoint:
+    """A ready model and what its file said about it: the registry name it was built from
+    and which format the file was in ("rfr-bench" or "authors")."""
+
+    model: nn.Module
+    model_name: str
+    file_format: str
+
+
 def load_checkpoint(path: str | Path) -> nn.Module:
     """A ready model (eval mode, CPU) from this suite's checkpoint or the authors' one."""
+    return open_checkpoint(path).model
+
+
+def open_checkpoint(path: str | Path) -> LoadedCheckpoint:
+    """Like `load_checkpoint`, keeping the model's registry name and the file's format."""
     path = Path(path)
     payload = read_checkpoint(path)
     if payload.get("format") == FORMAT_NAME:
-        return _load_suite_format(path, payload)
+        model = _load_suite_format(path, payload)
+        return LoadedCheckpoint(model, str(payload["model"]), FORMAT_NAME)
     if AUTHORS_KEY in payload:
         state_dict = _as_state_dict(path, payload[AUTHORS_KEY], f"'{AUTHORS_KEY}'")
         config = infer_authors_config(path, state_dict)
         model = RFRNet(config)
         load_state_dict_strict(model, state_dict, path)
-        return model.eval()
+        return LoadedCheckpoint(model.eval(), "rfr", "authors")
     found = preview(sorted(str(k) for k in payload))
     raise CheckpointError(
         f"{path}: not an RFR-Net checkpoint: expected the authors' format (a dict with "

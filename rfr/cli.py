@@ -116,6 +116,76 @@ def seed_32bit(text: str) -> int:
     return value
 
 
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from rfr.config import from_dict, load_yaml
+    from rfr.data import DatasetFormatError, DatasetNotFoundError
+    from rfr.evaluate import EvalConfig, evaluate
+
+    data = load_yaml(args.config) if args.config is not None else {}
+    flags = {"checkpoint": args.checkpoint, "predictions": args.predictions,
+             "masks": args.masks, "out_dir": args.out, "batch_size": args.batch_size,
+             "limit": args.limit, "precision": args.precision, "seed": args.seed,
+             "grid_examples": args.grid_examples, "device": args.device,
+             "save_predictions": args.save_predictions or None}
+    data.update({key: str(value) if isinstance(value, Path) else value
+                 for key, value in flags.items() if value is not None})
+    if args.checkpoint is not None:
+        data.pop("predictions", None)
+    if args.predictions is not None:
+        data.pop("checkpoint", None)
+    dataset = dict(data.get("dataset") or {})
+    dataset.setdefault("split", "test")
+    for key, value in (("name", args.dataset), ("root", args.root), ("split", args.split),
+                       ("size", args.size)):
+        if value is not None:
+            dataset[key] = str(value) if isinstance(value, Path) else value
+    data["dataset"] = dataset
+    if "name" not in dataset:
+        raise ConfigError("evaluate needs --dataset NAME (or 'dataset: {name: ...}' in the "
+                          "--config file)")
+    for key in ("masks", "out_dir"):
+        if key not in data:
+            raise ConfigError(f"evaluate needs --{key.replace('_dir', '')} (or '{key}' in "
+                              f"the --config file)")
+    config = from_dict(EvalConfig, data, str(args.config or "evaluate"))
+    try:
+        result = evaluate(config, progress=not args.no_progress)
+    except (DatasetNotFoundError, DatasetFormatError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    for label, entry in result.summary["bins"].items():
+        metrics = entry["metrics"]
+        print(f"{label:>12}: n={entry['n_images']} "
+              + " ".join(f"{name}={metrics[name]['mean']:.4f}"
+                         for name in ("psnr", "ssim", "l1", "l1_hole") if "mean" in metrics[name]))
+    print(f"wrote {result.per_image_csv}, {result.metrics_json}"
+          + (f", {result.grid}" if result.grid else ""))
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from rfr.train import TrainingError, load_train_config, train
+
+    config = load_train_config(args.config, out_dir=str(args.out) if args.out else None)
+    try:
+        result = train(config)
+    except TrainingError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if result.checkpoint is not None:
+        print(f"trained {result.step} steps in {result.seconds:.1f} s; final checkpoint "
+              f"{result.checkpoint}; logs and curves in {result.out_dir}")
+    return 0
+
+
+def cmd_variants(args: argparse.Namespace) -> int:
+    from rfr.variants import format_variants_table, summarize_variants
+
+    rows = summarize_variants(size=args.size, width=args.width, path=args.file)
+    print(format_variants_table(rows, args.size, args.width))
+    return 0
+
+
 def min_side_16(text: str) -> int:
     value = int(text)
     if value < 16:
@@ -169,6 +239,51 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=min_side_16, default=256, help="mask side in pixels")
     p.add_argument("--seed", type=seed_32bit, default=0)
     p.set_defaults(func=cmd_masks)
+    p = verbs.add_parser(
+        "evaluate", help="score a checkpoint or a predictions folder per hole-ratio bin"
+    )
+    source = p.add_mutually_exclusive_group()
+    source.add_argument("--checkpoint", type=Path, help="this suite's or the authors' checkpoint")
+    source.add_argument("--predictions", type=Path,
+                        help="folder of another method's outputs: bin<b>/<image name>.png")
+    p.add_argument("--config", type=Path,
+                   help="YAML mapping onto rfr.evaluate.EvalConfig; flags override its keys")
+    p.add_argument("--dataset", help="dataset name, e.g. celeba, demo-scenes")
+    p.add_argument("--root", type=Path, help="dataset folder")
+    p.add_argument("--split", help="dataset split (default: test)")
+    p.add_argument("--masks", type=Path, help="mask bank folder (rfr masks --out)")
+    p.add_argument("--out", type=Path, help="output folder")
+    p.add_argument("--size", type=min_side_16, help="image side S (default: 256)")
+    p.add_argument("--batch-size", type=positive_int)
+    p.add_argument("--limit", type=positive_int, help="images per bin (default: all)")
+    p.add_argument("--precision", choices=("fp32", "bf16"))
+    p.add_argument("--seed", type=seed_32bit, help="bootstrap seed")
+    p.add_argument("--grid-examples", type=int, help="images per bin in examples.png")
+    p.add_argument("--device", help="where the model runs (default: cpu)")
+    p.add_argument("--save-predictions", action="store_true",
+                   help="also write the composites to OUT/predictions (predictions scheme)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = verbs.add_parser(
+        "train", help="train a model (two phases, checkpoints, resume, curves; torchrun-ready)"
+    )
+    p.add_argument("--config", type=Path, required=True,
+                   help="YAML mapping onto rfr.train.TrainConfig")
+    p.add_argument("--out", type=Path,
+                   help="output folder (overrides out_dir; resumes from OUT/last.pth)")
+    p.set_defaults(func=cmd_train)
+
+    p = verbs.add_parser(
+        "variants", help="list the ablation variants with parameters and GMACs"
+    )
+    p.add_argument("--size", type=min_side_16, default=64,
+                   help="square input side for the GMACs count (default: 64)")
+    p.add_argument("--width", type=positive_int, default=64,
+                   help="shared base width applied to every variant (default: 64)")
+    p.add_argument("--file", type=Path, default=None,
+                   help="variants YAML (default: the repository's ablations/variants.yaml)")
+    p.set_defaults(func=cmd_variants)
     return parser
 
 

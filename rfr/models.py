@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from baselines import build_encdec, build_pconv
 from rfr.config import RFRNetConfig, from_dict
 from rfr.nn.attention import AttentionModule, AttentionState
 from rfr.nn.partial_conv import PartialConv2d
@@ -246,6 +247,8 @@ ModelBuilder = Callable[[Mapping[str, Any]], nn.Module]
 # Every model the suite can build, by name: one plain dict, so `grep` finds them all.
 MODEL_BUILDERS: dict[str, ModelBuilder] = {
     "rfr": RFRNet.from_config,
+    "pconv": build_pconv,
+    "encdec": build_encdec,
 }
 
 

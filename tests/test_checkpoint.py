@@ -345,7 +345,7 @@ def test_suite_unknown_model_name(tmp_path: Path) -> None:
     message = error_of(path)
     assert "cannot rebuild its model" in message
     assert "'deepfill'" in message
-    assert "['rfr']" in message
+    assert "['encdec', 'pconv', 'rfr']" in message
 
 
 def test_suite_wrong_format_version(tmp_path: Path) -> None:

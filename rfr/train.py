@@ -1,0 +1,669 @@
+"""Training: the authors' two-phase recipe, exact resume, NaN guard, curves, DDP.
+
+Recipe (Li et al. 2020, authors' run.py): Adam at ``lr`` (2e-4) for ``steps`` steps, then
+a fresh Adam at ``finetune_lr`` (5e-5) for ``finetune_steps`` steps with BatchNorm frozen
+(``model.train(True, freeze_batchnorm=True)``: BN layers use and keep their running stats).
+
+Exact resume. Every random choice of step ``s`` is a pure function of (seed, s):
+- the data order: epoch ``e`` visits the dataset in ``permutation(seed, e)``; the k-th
+  sample of the global batch of step ``s`` is global sample ``g = s * B * W + k`` (B the
+  per-rank batch, W the world size), i.e. position ``g mod N`` of epoch ``g // N``;
+  rank r takes ``k`` in ``[r*B, (r+1)*B)``, so shards are disjoint and together form
+  the global batch;
+- the crop/flip of that sample: ``rfr.data.sample_rng(data seed, epoch, index)``;
+- its training mask: ``rfr.masks.generate_mask(size, seed, g, mask_kind)``;
+- torch's global RNG is reseeded from (seed, s, rank) before the step (for any stochastic
+  layer a model may have).
+So resuming needs only the weights, the optimizer state and the step; the checkpoint
+still stores torch/numpy/python RNG states and the data position for inspection, and
+they are restored on resume. On CPU with the same thread count a resumed run ends with
+weights bit-identical to an uninterrupted one (tests/test_train.py kills and resumes).
+
+Files in ``out_dir`` (rank 0 only): ``checkpoints/step_XXXXXXX.pth`` (suite format, with
+``training`` = optimizer, step, phase, RNG states, config), ``last.pth`` (hard link to
+the newest, replaced atomically), ``train.log``, ``run.json`` (config, VGG source, world
+size, versions), ``metrics.json`` (last loss terms) and ``dvclive/`` (one step-indexed
+curve per loss term).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime
+import inspect
+import json
+import logging
+import os
+import platform
+import random
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, Dataset
+
+from rfr.checkpoint import CheckpointError, read_checkpoint, save_checkpoint
+from rfr.config import ConfigError, LossConfig, check_literal, from_dict, load_yaml, to_dict
+from rfr.data import DatasetConfig, ImageDataset, build_dataset
+from rfr.data.transforms import preprocess, sample_rng
+from rfr.losses import InpaintingLoss
+from rfr.masks import MASK_KINDS, generate_mask, to_known_mask
+from rfr.models import build_model
+
+log = logging.getLogger("rfr.train")
+
+Precision = Literal["fp32", "bf16"]
+CHECKPOINT_DIR = "checkpoints"
+LAST_NAME = "last.pth"
+# Leading word of the data-order stream (cf. rfr.data.transforms.DATA_STREAM).
+ORDER_STREAM = 0x5246524F  # "RFRO"
+STEP_STREAM = 0x52465253  # "RFRS"
+# Keys that may change between a run and its resume without changing the result.
+RESUME_FREE_KEYS = ("out_dir", "num_workers", "checkpoint_every", "keep_checkpoints",
+                    "device", "progress")
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on (diverged loss, mismatching resume); the message says why."""
+
+
+class DivergedError(TrainingError):
+    """A loss term became NaN or infinite; the last good checkpoint is kept."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Fields:
+        model: a key of ``rfr.models.MODEL_BUILDERS`` ("rfr").
+        model_config: that model's config mapping (e.g. {"width": 8}).
+        dataset: the training images (``DatasetConfig``; its ``size`` is the image size).
+        loss: loss weights and ``vgg_weights`` ("imagenet" | path | "random"; random is
+            for tests and smoke runs and is recorded in run.json and the checkpoints).
+        batch_size: images per step *per process* (global batch = batch_size x world size).
+        steps: phase 1 steps (Adam at ``lr``).
+        finetune_steps: phase 2 steps (fresh Adam at ``finetune_lr``, BatchNorm frozen).
+        lr, finetune_lr: the authors' 2e-4 and 5e-5.
+        checkpoint_every: write a checkpoint every N steps (and always at the end).
+        keep_checkpoints: keep the newest K step checkpoints (0 keeps all).
+        seed: seeds model init, data order, masks and per-step RNG.
+        mask_kind: training masks, ``rfr.masks.generate_mask`` kind ("mixed").
+        out_dir: where checkpoints, logs and curves go; a run resumes from its last.pth.
+        precision: "fp32" or "bf16" (autocast for forward and loss; opt-in).
+        num_workers: DataLoader workers (does not change the result).
+        device: "auto" (CUDA when available, else CPU), "cpu", "cuda", "cuda:1", ...
+        progress: show a tqdm progress bar (rank 0).
+    """
+
+    model: str = "rfr"
+    model_config: dict[str, Any] = field(default_factory=dict)
+    dataset: DatasetConfig = field(default_factory=DatasetConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    batch_size: int = 6
+    steps: int = 1000
+    finetune_steps: int = 0
+    lr: float = 2e-4
+    finetune_lr: float = 5e-5
+    checkpoint_every: int = 500
+    keep_checkpoints: int = 3
+    seed: int = 0
+    mask_kind: str = "mixed"
+    out_dir: str = "runs/train"
+    precision: Precision = "fp32"
+    num_workers: int = 0
+    device: str = "auto"
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        check_literal(self, "precision")
+        for name in ("batch_size", "checkpoint_every"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ConfigError(f"{name} must be an integer >= 1, got {value!r}")
+        for name in ("steps", "finetune_steps", "keep_checkpoints", "num_workers"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ConfigError(f"{name} must be an integer >= 0, got {value!r}")
+        if self.steps + self.finetune_steps < 1:
+            raise ConfigError("steps + finetune_steps must be at least 1")
+        for name in ("lr", "finetune_lr"):
+            value = getattr(self, name)
+            if not isinstance(value, int | float) or not value > 0:
+                raise ConfigError(f"{name} must be a positive number, got {value!r}")
+        if not isinstance(self.seed, int) or not 0 <= self.seed < 2**32:
+            raise ConfigError(f"seed must be an integer in [0, 2**32), got {self.seed!r}")
+        if self.mask_kind not in MASK_KINDS:
+            raise ConfigError(f"mask_kind must be one of {list(MASK_KINDS)}, "
+                              f"got {self.mask_kind!r}")
+        if not isinstance(self.model_config, Mapping):
+            raise ConfigError(f"model_config must be a mapping, got {self.model_config!r}")
+
+    @property
+    def total_steps(self) -> int:
+        return self.steps + self.finetune_steps
+
+    def phase(self, step: int) -> str:
+        """Phase of the step that starts after ``step`` completed steps."""
+        return "train" if step < self.steps else "finetune"
+
+
+def load_train_config(path: str | Path, **overrides: Any) -> TrainConfig:
+    """A TrainConfig from YAML (unknown keys are errors), with top-level overrides."""
+    data = load_yaml(path)
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    return from_dict(TrainConfig, data, str(path))
+
+
+@dataclass
+class TrainResult:
+    checkpoint: Path | None  # final checkpoint (rank 0; None on other ranks)
+    out_dir: Path
+    step: int
+    metrics: dict[str, float]  # loss terms of the last step (this rank's batch)
+    resumed_from: int | None  # the step a resumed run started at
+    seconds: float
+    model: nn.Module = dataclasses.field(repr=False)
+
+
+# --- data: every sample a function of (seed, global sample index) --------------------------
+
+
+@lru_cache(maxsize=8)
+def epoch_order(seed: int, epoch: int, length: int) -> np.ndarray:
+    """Dataset order of pass ``epoch``: a permutation fixed by (seed, epoch, length)."""
+    return np.random.default_rng([ORDER_STREAM, seed, epoch]).permutation(length)
+
+
+def shard_indices(step: int, batch_size: int, rank: int, world_size: int) -> list[int]:
+    """Global sample indices that ``rank`` trains on at ``step`` (0-based)."""
+    start = (step * world_size + rank) * batch_size
+    return list(range(start, start + batch_size))
+
+
+class TrainingSamples(Dataset):
+    """Item g (a global sample index) = image + training mask, drawn from (seed, g) only."""
+
+    def __init__(self, dataset: ImageDataset, seed: int, mask_kind: str) -> None:
+        self.dataset = dataset
+        self.seed = seed
+        self.mask_kind = mask_kind
+
+    def locate(self, g: int) -> tuple[int, int]:
+        """(epoch, dataset index) of global sample g."""
+        n = len(self.dataset)
+        epoch, position = divmod(int(g), n)
+        return epoch, int(epoch_order(self.seed, epoch, n)[position])
+
+    def __len__(self) -> int:  # unbounded stream; the sampler decides what is drawn
+        return 2**62
+
+    def __getitem__(self, g: int) -> dict[str, Any]:
+        epoch, index = self.locate(g)
+        ds = self.dataset
+        image = preprocess(ds.open(index), ds.size, ds.train, sample_rng(ds.seed, epoch, index))
+        mask = to_known_mask(generate_mask(ds.size, self.seed, int(g), self.mask_kind))
+        return {"image": image, "mask": mask, "index": index, "global_index": int(g)}
+
+
+def step_loader(samples: TrainingSamples, config: TrainConfig, start: int, rank: int,
+                world_size: int) -> Iterator[dict[str, Any]]:
+    batches = [shard_indices(s, config.batch_size, rank, world_size)
+               for s in range(start, config.total_steps)]
+    loader = DataLoader(samples, batch_sampler=batches, num_workers=config.num_workers)
+    return iter(loader)
+
+
+# --- environment --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DistInfo:
+    rank: int
+    world_size: int
+    local_rank: int
+    device: torch.device
+    owns_group: bool  # this call initialised the process group (and destroys it)
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+
+def setup_distributed(device_spec: str) -> DistInfo:
+    """Read torchrun's WORLD_SIZE/RANK/LOCAL_RANK; init the process group when needed
+    (nccl on CUDA, gloo on CPU) and pick the device."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local_rank = int(os.environ.get("LOCAL_RANK", str(rank)))
+    if device_spec == "auto":
+        device_spec = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(device_spec)
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", local_rank % max(torch.cuda.device_count(), 1))
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    owns = False
+    if world_size > 1 and not (dist.is_available() and dist.is_initialized()):
+        backend = "nccl" if device.type == "cuda" else "gloo"
+        dist.init_process_group(backend=backend, rank=rank, world_size=world_size)
+        owns = True
+    if world_size > 1:
+        rank, world_size = dist.get_rank(), dist.get_world_size()
+    return DistInfo(rank, world_size, local_rank, device, owns)
+
+
+def step_seed(seed: int, step: int, rank: int) -> int:
+    state = np.random.SeedSequence([STEP_STREAM, seed, step, rank]).generate_state(2, np.uint32)
+    return int(state[0]) << 32 | int(state[1])
+
+
+def rng_states(data_position: Mapping[str, int]) -> dict[str, Any]:
+    """Every RNG state as tensors and plain data (checkpoints load with weights_only)."""
+    np_state = np.random.get_state()
+    py_state = random.getstate()
+    states: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "numpy": {"key": torch.from_numpy(np_state[1].astype(np.int64)), "pos": int(np_state[2]),
+                  "has_gauss": int(np_state[3]), "cached_gaussian": float(np_state[4])},
+        "python": {"version": py_state[0], "state": torch.tensor(py_state[1], dtype=torch.int64)},
+        "data": dict(data_position),
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def restore_rng_states(states: Mapping[str, Any]) -> None:
+    torch.set_rng_state(states["torch"])
+    n = states["numpy"]
+    np.random.set_state(("MT19937", n["key"].numpy().astype(np.uint32), n["pos"],
+                         n["has_gauss"], n["cached_gaussian"]))
+    p = states["python"]
+    random.setstate((p["version"], tuple(int(v) for v in p["state"].tolist()), None))
+    if "cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
+# --- checkpoints --------------------------------------------------------------------------
+
+
+def checkpoint_path(out_dir: Path, step: int) -> Path:
+    return out_dir / CHECKPOINT_DIR / f"step_{step:07d}.pth"
+
+
+def link_last(out_dir: Path, target: Path) -> Path:
+    """Point ``last.pth`` at ``target`` atomically (hard link, or a copy where links are
+    not supported), so a reader never sees a half-written last.pth."""
+    last = out_dir / LAST_NAME
+    fd, tmp = tempfile.mkstemp(prefix=f".{LAST_NAME}.", suffix=".tmp", dir=out_dir)
+    os.close(fd)
+    os.unlink(tmp)
+    try:
+        os.link(target, tmp)
+    except OSError:
+        shutil.copyfile(target, tmp)
+    os.replace(tmp, last)
+    return last
+
+
+def comparable_config(config: TrainConfig | Mapping[str, Any]) -> dict[str, Any]:
+    data = to_dict(config) if not isinstance(config, Mapping) else dict(config)
+    return {k: v for k, v in data.items() if k not in RESUME_FREE_KEYS}
+
+
+def config_differences(saved: Mapping[str, Any], current: Mapping[str, Any],
+                       prefix: str = "") -> list[str]:
+    diffs = []
+    for key in sorted(set(saved) | set(current)):
+        a, b = saved.get(key, "<absent>"), current.get(key, "<absent>")
+        if isinstance(a, Mapping) and isinstance(b, Mapping):
+            diffs += config_differences(a, b, f"{prefix}{key}.")
+        elif a != b:
+            diffs.append(f"{prefix}{key}: checkpoint {a!r}, now {b!r}")
+    return diffs
+
+
+def read_resume_state(out_dir: Path, config: TrainConfig, world_size: int) -> dict | None:
+    last = out_dir / LAST_NAME
+    if not last.exists():
+        return None
+    payload = read_checkpoint(last)
+    training = payload.get("training")
+    if not isinstance(training, Mapping) or "step" not in training:
+        raise CheckpointError(f"{last}: not a training checkpoint (no 'training' state)")
+    diffs = config_differences(comparable_config(training["train_config"]),
+                               comparable_config(config))
+    if training.get("world_size", 1) != world_size:
+        diffs.append(f"world_size: checkpoint {training.get('world_size', 1)}, now {world_size}")
+    if diffs:
+        raise TrainingError(
+            f"cannot resume from {last}: the run in {out_dir} was made with another config "
+            f"({'; '.join(diffs)}). Use the original config, or another --out directory "
+            f"for a new run."
+        )
+    return payload
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
+
+
+def set_mode(model: nn.Module, phase: str) -> None:
+    """Train mode; in the finetune phase BatchNorm keeps its running statistics."""
+    freeze = phase == "finetune"
+    train = type(model).train
+    if "freeze_batchnorm" in inspect.signature(train).parameters:
+        model.train(True, freeze_batchnorm=freeze)
+        return
+    model.train(True)
+    if freeze:
+        for module in model.modules():
+            if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                module.eval()
+
+
+def make_optimizer(model: nn.Module, config: TrainConfig, phase: str) -> torch.optim.Adam:
+    lr = config.lr if phase == "train" else config.finetune_lr
+    return torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr)
+
+
+# --- logging ------------------------------------------------------------------------------
+
+
+def open_live(out_dir: Path, resume_step: int | None) -> Any:
+    try:
+        from dvclive import Live
+    except ImportError as exc:
+        raise TrainingError(
+            "training curves need dvclive, which is not importable "
+            f"({exc}); install it with: pip install 'dvclive>=3.40,<4'"
+        ) from exc
+    os.environ.setdefault("DVC_NO_ANALYTICS", "1")
+
+    class FilesOnlyLive(Live):
+        """Live that only writes its files. Stock Live looks for a DVC repository and,
+        finding none, runs ``dvc init`` in the enclosing Git repository (creating .dvc/
+        and staging it): a training run must not do that. Inside ``dvc repro`` (DVC_ROOT
+        set) the repository exists and stock behaviour is kept."""
+
+        def _init_dvc(self) -> None:
+            if os.getenv("DVC_ROOT"):
+                super()._init_dvc()
+                return
+            self._dvc_file = self._init_dvc_file()
+
+    live_dir = out_dir / "dvclive"
+    if resume_step is not None:
+        truncate_curves(live_dir, resume_step)
+    live = FilesOnlyLive(str(live_dir), resume=resume_step is not None, save_dvc_exp=False,
+                         dvcyaml=False)
+    if resume_step is not None:
+        live.step = resume_step
+    return live
+
+
+def truncate_curves(live_dir: Path, step: int) -> None:
+    """Drop curve rows logged after ``step`` by a run that died before checkpointing."""
+    for tsv in (live_dir / "plots" / "metrics").rglob("*.tsv"):
+        lines = tsv.read_text().splitlines()
+        if not lines:
+            continue
+        header = lines[0].split("\t")
+        col = header.index("step") if "step" in header else None
+        keep = [lines[0]] + [line for line in lines[1:]
+                             if col is None or int(line.split("\t")[col]) < step]
+        tsv.write_text("\n".join(keep) + "\n")
+
+
+def add_file_log(out_dir: Path) -> logging.Handler:
+    handler = logging.FileHandler(out_dir / "train.log")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    log.addHandler(handler)
+    if log.level == logging.NOTSET or log.level > logging.INFO:
+        log.setLevel(logging.INFO)
+    return handler
+
+
+def write_json(path: Path, data: Any) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+    os.replace(tmp, path)
+
+
+# --- the loop -----------------------------------------------------------------------------
+
+
+StepCallback = Callable[[int, Mapping[str, Any]], None]
+
+
+def train(config: TrainConfig, on_step: StepCallback | None = None) -> TrainResult:
+    """Train (or resume) ``config``; returns the final checkpoint and last loss terms.
+
+    ``on_step(step, info)`` (optional) is called on every rank after each completed step
+    with ``info`` = {"phase", "terms", "index", "global_index"}.
+    """
+    started = time.perf_counter()
+    info = setup_distributed(config.device)
+    out_dir = Path(config.out_dir)
+    handler = None
+    live = None
+    try:
+        if info.is_main:
+            out_dir.mkdir(parents=True, exist_ok=True)
+            handler = add_file_log(out_dir)
+        resume = read_resume_state(out_dir, config, info.world_size)
+        start = int(resume["training"]["step"]) if resume is not None else 0
+
+        torch.manual_seed(config.seed)  # model init: identical on every rank
+        model = build_model(config.model, config.model_config).to(info.device)
+        loss_fn = InpaintingLoss(config.loss).to(info.device)
+        phase = config.phase(start)
+        optimizer = make_optimizer(model, config, phase)
+        if resume is not None:
+            training = resume["training"]
+            model.load_state_dict(resume["state_dict"])
+            if training["phase"] == phase:
+                optimizer.load_state_dict(training["optimizer"])
+            else:  # checkpoint at the phase boundary: phase 2 starts with a fresh Adam
+                optimizer = make_optimizer(model, config, phase)
+            restore_rng_states(training["rng"])
+        net: nn.Module = model
+        if info.distributed:
+            ids = [info.device.index] if info.device.type == "cuda" else None
+            net = nn.parallel.DistributedDataParallel(model, device_ids=ids)
+
+        vgg = {"source": loss_fn.vgg_source, "random": loss_fn.uses_random_vgg}
+        if info.is_main:
+            if resume is not None:
+                log.info("resuming %s from step %d (%s)", out_dir, start, out_dir / LAST_NAME)
+            else:
+                write_json(out_dir / "run.json", run_metadata(config, info, vgg, model))
+            if vgg["random"]:
+                log.warning("loss uses %s", vgg["source"])
+            log.info("training %s on %s: steps %d..%d (phase 1: %d, finetune: %d), "
+                     "batch %d x %d ranks, %s, %s", config.model, config.dataset.name, start,
+                     config.total_steps, config.steps, config.finetune_steps,
+                     config.batch_size, info.world_size, info.device, config.precision)
+            live = open_live(out_dir, start if resume is not None else None)
+
+        dataset = build_dataset(config.dataset)
+        samples = TrainingSamples(dataset, config.seed, config.mask_kind)
+        batches = step_loader(samples, config, start, info.rank, info.world_size)
+        bar = None
+        if info.is_main and config.progress:
+            from tqdm import tqdm
+            bar = tqdm(total=config.total_steps, initial=start, desc="train", unit="step",
+                       dynamic_ncols=True)
+        last_ckpt = out_dir / LAST_NAME if resume is not None else None
+        terms_f: dict[str, float] = {}
+        step = start
+        for step in range(start, config.total_steps):
+            now = config.phase(step)
+            if now != phase:
+                phase = now
+                optimizer = make_optimizer(model, config, phase)
+                if info.is_main:
+                    log.info("step %d: finetune phase (BatchNorm frozen, lr %g)", step,
+                             config.finetune_lr)
+            set_mode(model, phase)
+            torch.manual_seed(step_seed(config.seed, step, info.rank))
+            batch = next(batches)
+            image = batch["image"].to(info.device)
+            mask = batch["mask"].to(info.device)
+            terms = forward_losses(net, loss_fn, image, mask, config.precision)
+            check_finite(terms, step + 1, info, last_ckpt)
+            optimizer.zero_grad(set_to_none=True)
+            terms["total"].backward()
+            optimizer.step()
+            done = step + 1
+            terms_f = {name: float(value.detach()) for name, value in terms.items()}
+            if on_step is not None:
+                on_step(done, {"phase": phase, "terms": terms_f,
+                               "index": batch["index"].tolist(),
+                               "global_index": batch["global_index"].tolist()})
+            if info.is_main:
+                for name, value in terms_f.items():
+                    live.log_metric(f"train/{name}", value)
+                live.next_step()
+                log.info("step %d/%d %s %s", done, config.total_steps, phase,
+                         " ".join(f"{k}={v:.5g}" for k, v in terms_f.items()))
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{terms_f['total']:.4g}", phase=phase)
+            if done % config.checkpoint_every == 0 or done == config.total_steps:
+                if info.is_main:
+                    last_ckpt = write_training_checkpoint(out_dir, model, optimizer, done,
+                                                          phase, config, info, vgg, samples)
+                    log.info("step %d: checkpoint %s", done, last_ckpt)
+                if info.distributed:
+                    dist.barrier()
+        if bar is not None:
+            bar.close()
+        final = None
+        if info.is_main:
+            final = checkpoint_path(out_dir, config.total_steps)
+            if not final.exists():  # a finished run started again: nothing left to do
+                final = (out_dir / LAST_NAME).resolve()
+            if terms_f:
+                write_json(out_dir / "metrics.json", {"step": config.total_steps,
+                                                      "vgg_weights": vgg["source"],
+                                                      **{f"train/{k}": v
+                                                         for k, v in terms_f.items()}})
+            log.info("done: %d steps, final checkpoint %s", config.total_steps, final)
+            live.end()
+            live = None
+        return TrainResult(final, out_dir, config.total_steps, terms_f,
+                           start if resume is not None else None,
+                           time.perf_counter() - started, model)
+    finally:
+        if live is not None:
+            with contextlib.suppress(Exception):
+                live.end()
+        if handler is not None:
+            log.removeHandler(handler)
+            handler.close()
+        if info.owns_group:
+            dist.destroy_process_group()
+
+
+def forward_losses(net: nn.Module, loss_fn: nn.Module, image: Tensor, mask: Tensor,
+                   precision: str = "fp32") -> dict[str, Tensor]:
+    """One training forward: the model sees the masked image and the mask (1 = known);
+    the loss terms compare its raw output with the image. bf16 = autocast (opt-in)."""
+    with torch.autocast(image.device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
+        output = net(image * mask, mask)
+        return loss_fn(output.float(), image, mask)
+
+
+def check_finite(terms: Mapping[str, Tensor], step: int, info: DistInfo,
+                 last_ckpt: Path | None) -> None:
+    """Stop before a NaN/inf loss reaches the weights; all ranks stop together."""
+    values = torch.stack([v.detach().float().reshape(()) for v in terms.values()])
+    bad = (~torch.isfinite(values)).to(torch.float32)
+    if info.distributed:
+        dist.all_reduce(bad, op=dist.ReduceOp.MAX)
+    if not bool(bad.any()):
+        return
+    names = [name for name, flag in zip(terms, bad.tolist(), strict=True) if flag]
+    shown = ", ".join(f"{n}={float(terms[n].detach()):g}" for n in names)
+    kept = (f"the last good checkpoint {last_ckpt} is kept" if last_ckpt is not None
+            else "no checkpoint had been written yet")
+    message = (f"loss is not finite at step {step}: {shown} (term(s) {', '.join(names)}); "
+               f"training stopped before updating the weights; {kept}. Lower the learning "
+               f"rate, use fp32, or check the data at this step.")
+    if info.is_main:
+        log.error(message)
+    raise DivergedError(message)
+
+
+def write_training_checkpoint(out_dir: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
+                              step: int, phase: str, config: TrainConfig, info: DistInfo,
+                              vgg: Mapping[str, Any], samples: TrainingSamples) -> Path:
+    for name, tensor in model.state_dict().items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise DivergedError(f"step {step}: weight {name} is not finite; no checkpoint "
+                                f"written, the previous one is kept")
+    next_global = step * config.batch_size * info.world_size
+    epoch, position = divmod(next_global, len(samples.dataset))
+    training = {
+        "step": step,
+        "phase": phase,
+        "optimizer": optimizer.state_dict(),
+        "rng": rng_states({"next_global_sample": next_global, "epoch": epoch,
+                           "position": position}),
+        "train_config": to_dict(config),
+        "world_size": info.world_size,
+        "vgg_weights": dict(vgg),
+        "torch_version": str(torch.__version__),
+    }
+    path = save_checkpoint(checkpoint_path(out_dir, step), model, config.model,
+                           dict(config.model_config), training=training)
+    link_last(out_dir, path)
+    if config.keep_checkpoints:
+        old = sorted((out_dir / CHECKPOINT_DIR).glob("step_*.pth"))[:-config.keep_checkpoints]
+        for stale in old:
+            stale.unlink(missing_ok=True)
+    return path
+
+
+def run_metadata(config: TrainConfig, info: DistInfo, vgg: Mapping[str, Any],
+                 model: nn.Module) -> dict[str, Any]:
+    return {
+        "config": to_dict(config),
+        "vgg_weights": {"spec": config.loss.vgg_weights, **vgg},
+        "world_size": info.world_size,
+        "device": str(info.device),
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "started": datetime.datetime.now(datetime.UTC).isoformat(),
+        "note": ("losses computed with RANDOM VGG16 weights: not comparable to published "
+                 "numbers" if vgg["random"] else "VGG16: " + str(vgg["source"])),
+    }
+
+
+__all__ = [
+    "DivergedError",
+    "TrainConfig",
+    "TrainResult",
+    "TrainingError",
+    "TrainingSamples",
+    "epoch_order",
+    "forward_losses",
+    "load_train_config",
+    "shard_indices",
+    "train",
+]

@@ -1,0 +1,226 @@
+"""End-to-end evaluation on CPU: checkpoints (authors' and suite format), predictions
+folders, output formats and determinism. Small: demo-scenes at 64 px, 2 masks per bin."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+from rfr.checkpoint import save_authors_checkpoint, save_checkpoint
+from rfr.cli import main
+from rfr.config import RFRNetConfig
+from rfr.data import DatasetConfig
+from rfr.evaluate import (
+    EvalConfig,
+    PredictionError,
+    evaluate,
+    grid_size,
+    load_eval_config,
+    prediction_relpath,
+)
+from rfr.masks import NVIDIA_BINS, format_bin, write_mask_bank
+from rfr.models import RFRNet
+from rfr.reference import layout_of, recipe_state_dict
+
+SIZE = 64
+LIMIT = 3
+EXAMPLES = 2
+BASE_METRICS = ("psnr", "ssim", "l1", "l1_hole")
+AUTHORS_PARAMETERS = 31_224_065
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory: pytest.TempPathFactory, single_thread: None) -> Iterator[dict]:
+    root = tmp_path_factory.mktemp("evaluate")
+    empty_home = root / "torch_home"
+    empty_home.mkdir()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TORCH_HOME", str(empty_home))
+        bank = root / "bank"
+        write_mask_bank(bank, per_bin=2, size=SIZE, seed=0)
+        model = RFRNet()
+        authors = save_authors_checkpoint(
+            root / "authors.pth", recipe_state_dict(layout_of(model.state_dict()), seed=0))
+        small = RFRNet(RFRNetConfig(width=8))
+        suite = save_checkpoint(root / "small.pt", small, "rfr", small.config)
+        yield {"root": root, "bank": bank, "authors": authors, "suite": suite}
+
+
+def config(setup: dict, out: str, **changes) -> EvalConfig:
+    base = {
+        "dataset": DatasetConfig(name="demo-scenes", split="test", size=SIZE),
+        "masks": str(setup["bank"]),
+        "out_dir": str(setup["root"] / out),
+        "batch_size": 4,
+        "limit": LIMIT,
+        "grid_examples": EXAMPLES,
+        "latency_batches": 1,
+        "resamples": 200,
+    }
+    base.update(changes)
+    if "checkpoint" not in base and "predictions" not in base:
+        base["checkpoint"] = str(setup["authors"])
+    return EvalConfig(**base)
+
+
+@pytest.fixture(scope="module")
+def authors_run(setup: dict):
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TORCH_HOME", str(setup["root"] / "torch_home"))
+        return evaluate(config(setup, "authors", save_predictions=True), progress=False)
+
+
+def read_rows(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def without_latency(path: Path) -> dict:
+    data = json.loads(path.read_text())
+    data.pop("latency")
+    return data
+
+
+def test_authors_checkpoint_end_to_end(authors_run) -> None:
+    rows = read_rows(authors_run.per_image_csv)
+    assert len(rows) == LIMIT * len(NVIDIA_BINS)
+    assert list(rows[0]) == ["id", "bin", *BASE_METRICS, "lpips"]
+    assert {row["bin"] for row in rows} == {format_bin(b) for b in range(len(NVIDIA_BINS))}
+    assert all(row["lpips"] == "unavailable" for row in rows)
+    assert rows[0]["id"] == "bin0/coffee#00"
+
+    summary = json.loads(authors_run.metrics_json.read_text())
+    assert set(summary["bins"]) == {format_bin(b) for b in range(len(NVIDIA_BINS))}
+    for label, entry in summary["bins"].items():
+        assert entry["n_images"] == LIMIT
+        low, high = entry["bounds"]
+        assert low < entry["mean_hole_ratio"] <= high
+        for name in BASE_METRICS:
+            metric = entry["metrics"][name]
+            assert math.isfinite(metric["mean"]), (label, name)
+            low_ci, high_ci = metric["ci95"]
+            assert low_ci <= metric["mean"] <= high_ci
+        assert entry["metrics"]["lpips"]["status"] == "unavailable"
+        assert "lpips" in entry["metrics"]["lpips"]["reason"]
+        assert entry["metrics"]["fid"]["status"] == "unavailable"
+        assert entry["metrics"]["fid"]["reason"]
+    source = summary["evaluation"]["source"]
+    assert source["kind"] == "checkpoint"
+    assert source["parameters"] == AUTHORS_PARAMETERS
+    assert "value" in source["gmacs"] or source["gmacs"]["status"] == "unavailable"
+    assert summary["latency"]["ms_per_image"] > 0
+
+    pairs = read_rows(authors_run.pairs_csv)
+    assert [p["id"] for p in pairs] == [r["id"] for r in rows]
+    assert pairs[0]["mask"] == "bin0_00000.png" and pairs[1]["mask"] == "bin0_00001.png"
+    assert pairs[2]["mask"] == "bin0_00000.png"  # 2 masks per bin: reused cyclically
+
+    with Image.open(authors_run.grid) as grid:
+        assert grid.size == grid_size(len(NVIDIA_BINS), EXAMPLES, SIZE)
+
+
+def test_suite_checkpoint_small_model(setup: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TORCH_HOME", str(setup["root"] / "torch_home"))
+    result = evaluate(config(setup, "suite", checkpoint=str(setup["suite"]), limit=2,
+                             grid_examples=0), progress=False)
+    rows = read_rows(result.per_image_csv)
+    assert len(rows) == 2 * len(NVIDIA_BINS)
+    source = result.summary["evaluation"]["source"]
+    assert source["config"]["width"] == 8
+    assert source["parameters"] == sum(p.numel() for p in RFRNet(RFRNetConfig(width=8))
+                                       .parameters())
+    assert result.grid is None
+
+
+def test_predictions_match_checkpoint(setup: dict, authors_run,
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TORCH_HOME", str(setup["root"] / "torch_home"))
+    assert (authors_run.predictions_dir / prediction_relpath(0, "coffee#00")).is_file()
+    result = evaluate(config(setup, "preds", predictions=str(authors_run.predictions_dir)),
+                      progress=False)
+    ours = read_rows(authors_run.per_image_csv)
+    theirs = read_rows(result.per_image_csv)
+    assert [r["id"] for r in ours] == [r["id"] for r in theirs]
+    half_step = 0.5 / 255 + 1e-6  # 8-bit rounding moves each value by at most half a step
+    for a, b in zip(ours, theirs, strict=True):
+        assert abs(float(a["l1"]) - float(b["l1"])) <= half_step
+        assert abs(float(a["l1_hole"]) - float(b["l1_hole"])) <= half_step
+        # RMSE moves by at most the RMS of the rounding error (triangle inequality).
+        rmse_a, rmse_b = 10 ** (-float(a["psnr"]) / 20), 10 ** (-float(b["psnr"]) / 20)
+        assert abs(rmse_a - rmse_b) <= half_step
+        assert abs(float(a["ssim"]) - float(b["ssim"])) <= 0.01
+    source = result.summary["evaluation"]["source"]
+    assert source["kind"] == "predictions"
+    assert source["parameters"]["status"] == "unavailable"
+    assert result.summary["latency"]["status"] == "unavailable"
+
+
+def test_predictions_missing_or_missized_file(setup: dict, authors_run) -> None:
+    folder = setup["root"] / "broken_preds"
+    shutil.copytree(authors_run.predictions_dir, folder)
+    missing = folder / prediction_relpath(3, "coffee#01")
+    missing.unlink()
+    with pytest.raises(PredictionError, match="coffee#01.png") as info:
+        evaluate(config(setup, "broken", predictions=str(folder)), progress=False)
+    assert str(missing) in str(info.value)
+
+    Image.new("RGB", (SIZE // 2, SIZE // 2)).save(missing)
+    with pytest.raises(PredictionError, match=r"32x32 but the evaluation runs at 64x64"):
+        evaluate(config(setup, "broken", predictions=str(folder)), progress=False)
+
+
+def test_deterministic(setup: dict, authors_run, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TORCH_HOME", str(setup["root"] / "torch_home"))
+    again = evaluate(config(setup, "again", save_predictions=True), progress=False)
+    assert again.per_image_csv.read_bytes() == authors_run.per_image_csv.read_bytes()
+    assert again.pairs_csv.read_bytes() == authors_run.pairs_csv.read_bytes()
+    assert without_latency(again.metrics_json) == without_latency(authors_run.metrics_json)
+    assert again.grid.read_bytes() == authors_run.grid.read_bytes()
+
+
+def test_config_validation(setup: dict) -> None:
+    from rfr.config import ConfigError
+
+    with pytest.raises(ConfigError, match="exactly one"):
+        EvalConfig(masks=str(setup["bank"]))
+    with pytest.raises(ConfigError, match="precision"):
+        config(setup, "x", precision="fp16")
+
+
+def test_cli_evaluate(setup: dict, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    monkeypatch.setenv("TORCH_HOME", str(setup["root"] / "torch_home"))
+    out = setup["root"] / "cli"
+    code = main(["evaluate", "--checkpoint", str(setup["suite"]), "--dataset", "demo-scenes",
+                 "--masks", str(setup["bank"]), "--out", str(out), "--size", str(SIZE),
+                 "--limit", "2", "--batch-size", "2", "--grid-examples", "1"])
+    assert code == 0
+    assert len(read_rows(out / "per_image.csv")) == 2 * len(NVIDIA_BINS)
+    assert "metrics.json" in capsys.readouterr().out
+
+    yaml_file = setup["root"] / "eval.yaml"
+    yaml_file.write_text(
+        f"predictions: {setup['root'] / 'nowhere'}\n"
+        f"masks: {setup['bank']}\n"
+        f"dataset: {{name: demo-scenes, split: test, size: {SIZE}}}\n"
+    )
+    assert load_eval_config(yaml_file).dataset.size == SIZE
+    code = main(["evaluate", "--config", str(yaml_file), "--out", str(out)])
+    assert code == 2
+    assert "predictions folder not found" in capsys.readouterr().err
+
+
+def test_bf16_runs(setup: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TORCH_HOME", str(setup["root"] / "torch_home"))
+    result = evaluate(config(setup, "bf16", checkpoint=str(setup["suite"]), limit=1,
+                             precision="bf16", grid_examples=0), progress=False)
+    assert result.summary["evaluation"]["precision"] == "bf16"
+    assert torch.isfinite(torch.tensor(
+        [float(r["psnr"]) for r in read_rows(result.per_image_csv)])).all()
