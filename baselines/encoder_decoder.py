@@ -25,13 +25,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from baselines.pconv import PConvLayer, _expand, encoder_channels, encoder_kernels
+from baselines.pconv import PartialConvUNet, encoder_channels
 from rfr.config import ConfigError, from_dict
-from rfr.nn.partial_conv import PartialConv2d
+from rfr.nn.batchnorm import freeze_batchnorm_in
 
 
 @dataclass(frozen=True)
@@ -69,33 +68,15 @@ class DilatedResidualBlock(nn.Module):
         return x + F.relu(self.bn(self.conv(x)))
 
 
-class EncoderDecoder(nn.Module):
-    """``model(masked_image, mask) -> raw output``, the suite's forward contract."""
+class EncoderDecoder(PartialConvUNet):
+    """The PConv-style U-Net with ``blocks`` residual dilated blocks at its deepest level."""
 
     def __init__(self, config: EncDecConfig | None = None) -> None:
-        super().__init__()
-        self.config = config = config or EncDecConfig()
-        channels = encoder_channels(config.width, config.levels)
-        kernels = encoder_kernels(config.levels)
-        self.encoder = nn.ModuleList()
-        in_ch = 3
-        for i, (out_ch, k) in enumerate(zip(channels, kernels, strict=True)):
-            first = i == 0
-            conv = PartialConv2d(in_ch, out_ch, k, 2, k // 2, bias=first)
-            self.encoder.append(PConvLayer(conv, bn=not first, act=nn.ReLU(inplace=True)))
-            in_ch = out_ch
-        self.bottleneck = nn.Sequential(
-            *(DilatedResidualBlock(in_ch) for _ in range(config.blocks))
-        )
-        self.decoder = nn.ModuleList()
-        skips = [3, *channels[:-1]]
-        for level in reversed(range(config.levels)):
-            last = level == 0
-            out_ch = 3 if last else skips[level]
-            conv = PartialConv2d(in_ch + skips[level], out_ch, 3, 1, 1, bias=last)
-            act = None if last else nn.LeakyReLU(0.2, inplace=True)
-            self.decoder.append(PConvLayer(conv, bn=not last, act=act))
-            in_ch = out_ch
+        config = config or EncDecConfig()
+        deep = encoder_channels(config.width, config.levels)[-1]
+        bottleneck = nn.Sequential(*(DilatedResidualBlock(deep) for _ in range(config.blocks)))
+        super().__init__(config.width, config.levels, bottleneck)
+        self.config = config
 
     @classmethod
     def from_config(
@@ -105,34 +86,10 @@ class EncoderDecoder(nn.Module):
             config = from_dict(EncDecConfig, config)
         return cls(config)
 
-    def forward(self, masked_image: Tensor, mask: Tensor) -> Tensor:
-        from rfr.models import check_inputs, pad_to_multiple
-
-        check_inputs(masked_image, mask)
-        height, width = masked_image.shape[-2:]
-        image, mask = pad_to_multiple(masked_image, mask, 2**self.config.levels)
-        features, masks = [image], [_expand(mask, 3)]
-        for layer in self.encoder:
-            x, m = layer(features[-1], masks[-1])
-            features.append(x)
-            masks.append(m)
-        x, m = features.pop(), masks.pop()
-        x = self.bottleneck(x)
-        for layer in self.decoder:
-            skip, skip_mask = features.pop(), masks.pop()
-            x = F.interpolate(x, scale_factor=2.0, mode="nearest")
-            m = F.interpolate(m, scale_factor=2.0, mode="nearest")
-            x_in = torch.cat([x, skip], dim=1)
-            m_in = torch.cat([_expand(m, x.shape[1]), _expand(skip_mask, skip.shape[1])], dim=1)
-            x, m = layer(x_in, m_in)
-        return x[..., :height, :width]
-
     def train(self, mode: bool = True, freeze_batchnorm: bool = False) -> EncoderDecoder:
         """``freeze_batchnorm=True``: every BatchNorm layer stays in eval mode (the RFR-Net
         finetune recipe, so that the two are finetuned alike)."""
         super().train(mode)
         if mode and freeze_batchnorm:
-            for module in self.modules():
-                if isinstance(module, nn.modules.batchnorm._BatchNorm):
-                    module.eval()
+            freeze_batchnorm_in(self)
         return self

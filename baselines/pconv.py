@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rfr.config import ConfigError, from_dict
+from rfr.nn.batchnorm import freeze_batchnorm_in
 from rfr.nn.partial_conv import PartialConv2d
 
 # Liu et al.'s encoder kernels; levels beyond the 4th use 3 x 3.
@@ -91,14 +92,19 @@ def _expand(mask: Tensor, channels: int) -> Tensor:
     return mask if mask.shape[1] == channels else mask[:, :1].expand(-1, channels, -1, -1)
 
 
-class PConvUNet(nn.Module):
-    """``model(masked_image, mask) -> raw output``, the suite's forward contract."""
+class PartialConvUNet(nn.Module):
+    """A partial-convolution U-Net: Liu et al.'s encoder and decoder around an optional
+    ``bottleneck`` at the deepest level (identity for PConv). The one-shot encoder-decoder
+    baseline is this network with residual blocks there, so both share one forward.
 
-    def __init__(self, config: PConvConfig | None = None) -> None:
+    ``model(masked_image, mask) -> raw output``, the suite's forward contract.
+    """
+
+    def __init__(self, width: int, levels: int, bottleneck: nn.Module | None = None) -> None:
         super().__init__()
-        self.config = config = config or PConvConfig()
-        channels = encoder_channels(config.width, config.layers)
-        kernels = encoder_kernels(config.layers)
+        channels = encoder_channels(width, levels)
+        kernels = encoder_kernels(levels)
+        self.levels = levels
         self.encoder = nn.ModuleList()
         in_ch = 3
         for i, (out_ch, k) in enumerate(zip(channels, kernels, strict=True)):
@@ -106,11 +112,12 @@ class PConvUNet(nn.Module):
             conv = PartialConv2d(in_ch, out_ch, k, 2, k // 2, bias=first)
             self.encoder.append(PConvLayer(conv, bn=not first, act=nn.ReLU(inplace=True)))
             in_ch = out_ch
+        self.bottleneck = bottleneck if bottleneck is not None else nn.Identity()
         # decoder[j] produces level L-2-j's size; its skip is encoder level L-2-j (or the
         # input image for the last one).
         self.decoder = nn.ModuleList()
         skips = [3, *channels[:-1]]
-        for level in reversed(range(config.layers)):
+        for level in reversed(range(levels)):
             last = level == 0
             out_ch = 3 if last else skips[level]
             conv = PartialConv2d(in_ch + skips[level], out_ch, 3, 1, 1, bias=last)
@@ -118,24 +125,19 @@ class PConvUNet(nn.Module):
             self.decoder.append(PConvLayer(conv, bn=not last, act=act))
             in_ch = out_ch
 
-    @classmethod
-    def from_config(cls, config: PConvConfig | Mapping[str, Any] | None = None) -> PConvUNet:
-        if isinstance(config, Mapping):
-            config = from_dict(PConvConfig, config)
-        return cls(config)
-
     def forward(self, masked_image: Tensor, mask: Tensor) -> Tensor:
         from rfr.models import check_inputs, pad_to_multiple
 
         check_inputs(masked_image, mask)
         height, width = masked_image.shape[-2:]
-        image, mask = pad_to_multiple(masked_image, mask, 2**self.config.layers)
+        image, mask = pad_to_multiple(masked_image, mask, 2**self.levels)
         features, masks = [image], [_expand(mask, 3)]
         for layer in self.encoder:
             x, m = layer(features[-1], masks[-1])
             features.append(x)
             masks.append(m)
         x, m = features.pop(), masks.pop()
+        x = self.bottleneck(x)
         for layer in self.decoder:
             skip, skip_mask = features.pop(), masks.pop()
             x = F.interpolate(x, scale_factor=2.0, mode="nearest")
@@ -145,13 +147,26 @@ class PConvUNet(nn.Module):
             x, m = layer(x_in, m_in)
         return x[..., :height, :width]
 
+
+class PConvUNet(PartialConvUNet):
+    """Liu et al.'s PConv U-Net; see the module docstring."""
+
+    def __init__(self, config: PConvConfig | None = None) -> None:
+        config = config or PConvConfig()
+        super().__init__(config.width, config.layers)
+        self.config = config
+
+    @classmethod
+    def from_config(cls, config: PConvConfig | Mapping[str, Any] | None = None) -> PConvUNet:
+        if isinstance(config, Mapping):
+            config = from_dict(PConvConfig, config)
+        return cls(config)
+
     def train(self, mode: bool = True, freeze_batchnorm: bool = False) -> PConvUNet:
         """``train(True, freeze_batchnorm=True)`` is Liu et al.'s finetune mode: the
         *encoder's* BatchNorm layers stay in eval mode (running statistics used and kept);
         the decoder's keep training."""
         super().train(mode)
         if mode and freeze_batchnorm:
-            for module in self.encoder.modules():
-                if isinstance(module, nn.modules.batchnorm._BatchNorm):
-                    module.eval()
+            freeze_batchnorm_in(self.encoder)
         return self

@@ -20,6 +20,7 @@ from torch import Tensor, nn
 from baselines import build_encdec, build_pconv
 from rfr.config import RFRNetConfig, from_dict
 from rfr.nn.attention import AttentionModule, AttentionState
+from rfr.nn.batchnorm import freeze_batchnorm_in
 from rfr.nn.partial_conv import PartialConv2d
 
 # The network downsamples by 2 (Pconv1) and then by 8 (the RFR module's encoder).
@@ -202,9 +203,7 @@ class RFRNet(nn.Module):
         layers stay in eval mode, using and keeping their running statistics."""
         super().train(mode)
         if mode and freeze_batchnorm:
-            for module in self.modules():
-                if isinstance(module, nn.modules.batchnorm._BatchNorm):
-                    module.eval()
+            freeze_batchnorm_in(self)
         return self
 
 
