@@ -13,7 +13,6 @@ arbitrary objects from a downloaded file would execute code.
 from __future__ import annotations
 
 import os
-import re
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -25,12 +24,11 @@ from torch import Tensor, nn
 
 from rfr.config import RFRNetConfig, to_dict
 from rfr.models import RFRNet, build_model
-from rfr.state_dicts import preview, state_dict_mismatches
+from rfr.state_dicts import preview, state_dict_mismatches, torch_load_detail
 
 FORMAT_NAME = "rfr-bench"
 FORMAT_VERSION = 1
 AUTHORS_KEY = "generator"
-_ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")  # torch colours parts of its messages
 
 
 class CheckpointError(ValueError):
@@ -99,18 +97,13 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for bad files; all mean "unusable"
-        text = _ANSI_ESCAPE.sub("", str(exc))
-        refused = [line.strip() for line in text.splitlines() if "Unsupported global" in line]
-        if refused:
+        detail = torch_load_detail(exc)
+        if "Unsupported global" in detail:
             raise CheckpointError(
                 f"{path}: refused to load: it contains Python objects other than tensors "
                 f"and plain containers, so it could run code when unpickled. Only weight "
-                f"files (state dicts) are accepted. Detail: {refused[0]}"
+                f"files (state dicts) are accepted. Detail: {detail}"
             ) from exc
-        unsupported = [line.strip() for line in text.splitlines()
-                       if line.strip().startswith("Unsupported")]
-        detail = unsupported[0] if unsupported else (
-            text.strip().splitlines()[0] if text.strip() else type(exc).__name__)
         raise CheckpointError(
             f"{path}: cannot be read as a PyTorch checkpoint (truncated, corrupt, or not a "
             f"torch.save file; a plain pickle is not accepted either): {detail}"

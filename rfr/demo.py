@@ -20,7 +20,7 @@ import torch
 
 from rfr.checkpoint import load_checkpoint, save_authors_checkpoint
 from rfr.data.embedded import square_photo
-from rfr.image_io import write_image
+from rfr.image_io import with_white_holes, write_image
 from rfr.inpaint import inpaint
 from rfr.masks import hole_ratio, mask_rng, stroke_mask, to_known_mask
 from rfr.models import RFRNet
@@ -69,7 +69,7 @@ def run_demo(out_dir: Path, reference_dir: Path | None, seed: int = 0,
     result = inpaint(loaded, image, mask)
     outputs = {
         "image": write_image(image, out_dir / "image.png"),
-        "masked": write_image(image * mask + (1 - mask), out_dir / "masked.png"),
+        "masked": write_image(with_white_holes(image, mask), out_dir / "masked.png"),
         "inpainted": write_image(result, out_dir / "inpainted.png"),
     }
     summary = DemoResult(checkpoint, diff, hole_ratio(hole), outputs)

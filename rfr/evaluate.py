@@ -61,7 +61,7 @@ from rfr.aggregate import (
 )
 from rfr.config import ConfigError, check_literal, from_dict, load_yaml, to_dict
 from rfr.data import IMAGE_EXTENSIONS, DatasetConfig, build_dataset, iter_batches, make_loader
-from rfr.image_io import ImageReadError, read_image, write_image
+from rfr.image_io import ImageReadError, read_image, with_white_holes, write_image
 from rfr.inpaint import precision_context
 from rfr.masks import (
     NVIDIA_BINS,
@@ -254,10 +254,6 @@ def measure_latency(model: nn.Module, masked: Tensor, mask: Tensor, precision: P
             "size": list(masked.shape[-2:]), "statistic": "median over batches"}
 
 
-def _with_white_holes(image: Tensor, mask: Tensor) -> Tensor:
-    return image * mask + (1 - mask)
-
-
 def evaluate(config: EvalConfig, progress: bool = True) -> EvalResult:
     """Score ``config.checkpoint`` or ``config.predictions``; write the outputs."""
     out_dir = Path(config.out_dir)
@@ -370,7 +366,7 @@ def evaluate(config: EvalConfig, progress: bool = True) -> EvalResult:
                 if save_dir is not None:
                     write_image(filled[row], save_dir / prediction_relpath(bin_index, name))
                 if index < config.grid_examples:
-                    grid_tiles.extend([_with_white_holes(images[row], masks[row]),
+                    grid_tiles.extend([with_white_holes(images[row], masks[row]),
                                        filled[row], images[row]])
             bar.update(len(indices))
     bar.close()

@@ -89,6 +89,11 @@ def read_mask(path: str | Path, hole_is_white: bool = True, threshold: float = 0
     return torch.from_numpy(known.astype(np.float32))[None]
 
 
+def with_white_holes(image: Tensor, mask: Tensor) -> Tensor:
+    """The masked input as people are shown it: known pixels kept, holes white."""
+    return image * mask + (1 - mask)
+
+
 def check_writable_image_path(path: str | Path) -> Path:
     """Fail before any work is done if ``path`` cannot take an image: a folder, or a
     suffix that no image format claims."""

@@ -1,16 +1,33 @@
-"""Comparing a state dict with the shapes a network expects, for error messages.
+"""Describing what is wrong with a weights file, for error messages.
 
-Both model checkpoints and pretrained feature networks fail the same ways (missing keys,
-unexpected keys, wrong shapes); one description keeps their messages alike.
+Both model checkpoints and pretrained feature networks fail the same ways (unreadable
+files, missing keys, unexpected keys, wrong shapes); one description keeps their
+messages alike.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 
 from torch import Tensor
 
 _MAX_LISTED = 8
+_ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")  # torch colours parts of its messages
+_MAX_DETAIL = 200
+
+
+def torch_load_detail(exc: BaseException) -> str:
+    """The informative line of a failed ``torch.load``: safe loading wraps every failure in
+    the same long preamble, and the line that says what was refused ("Unsupported global:
+    ..." for a pickled class, "Unsupported operand ..." for corrupt bytes or a plain pickle)
+    sits further down. Colour codes are removed."""
+    lines = [line.strip() for line in _ANSI_ESCAPE.sub("", str(exc)).splitlines()]
+    lines = [line for line in lines if line]
+    for line in lines:
+        if "Unsupported" in line:
+            return line[:_MAX_DETAIL]
+    return lines[0][:_MAX_DETAIL] if lines else type(exc).__name__
 
 
 def state_dict_mismatches(state_dict: Mapping[str, Tensor],

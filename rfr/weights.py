@@ -22,14 +22,13 @@ from typing import NamedTuple
 import torch
 import torchvision
 
-from rfr.state_dicts import state_dict_mismatches
+from rfr.state_dicts import state_dict_mismatches, torch_load_detail
 
 RANDOM_VGG_DESCRIPTION = "random VGG16 weights: losses are NOT comparable to ImageNet-VGG numbers"
 
 # torch.hub names published files "<name>-<first hex digits of the sha256>.<ext>".
 _HASH_IN_NAME = re.compile(r"-([0-9a-f]{8,64})\.[A-Za-z0-9]+$")
 _HASH_CHUNK = 1 << 20
-_ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")  # torch.load colours some messages
 
 
 class WeightsNotFoundError(FileNotFoundError):
@@ -215,7 +214,7 @@ def load_state_dict_file(
     except Exception as exc:  # torch.load raises many types for damaged files; re-raised.
         raise InvalidWeightsError(
             f"{path}: cannot be read as a PyTorch weights file "
-            f"({type(exc).__name__}: {_first_line(exc)}). The file is damaged or truncated, "
+            f"({type(exc).__name__}: {torch_load_detail(exc)}). The file is damaged or truncated, "
             f"or it is not a state dict saved with torch.save(model.state_dict(), path).",
             path,
         ) from exc
@@ -316,11 +315,6 @@ def _check_shapes(
             f"torch.save(torchvision.models.vgg16().state_dict(), path).",
             path,
         )
-
-
-def _first_line(exc: BaseException) -> str:
-    text = _ANSI_ESCAPE.sub("", str(exc)).strip()
-    return text.splitlines()[0][:200] if text else "no details"
 
 
 __all__ = [

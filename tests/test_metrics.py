@@ -50,7 +50,6 @@ from rfr.weights import (
     ALEXNET_IMAGENET,
     INCEPTION_FID,
     KNOWN_WEIGHTS,
-    hub_checkpoint_dir,
     load_state_dict_file,
 )
 
@@ -261,21 +260,15 @@ def test_metric_result_is_values_xor_reason() -> None:
 
 
 @pytest.fixture
-def empty_hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """An empty torch hub; downloading is made to fail loudly, should anything try."""
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
-
-    def no_download(*args, **kwargs):
-        raise AssertionError("rfr.metrics must never download")
-
+def empty_hub(empty_hub: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The shared empty hub, with torch-fidelity's own downloader made to fail too."""
     import torch_fidelity.feature_extractor_inceptionv3 as tf_inception
 
-    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", no_download)
-    monkeypatch.setattr(torch.hub, "download_url_to_file", no_download)
+    def no_download(*args: object, **kwargs: object) -> None:
+        raise AssertionError("rfr.metrics must never download")
+
     monkeypatch.setattr(tf_inception, "load_state_dict_from_url", no_download)
-    checkpoints = hub_checkpoint_dir()
-    assert checkpoints == tmp_path / "torch_home" / "hub" / "checkpoints"
-    return checkpoints
+    return empty_hub
 
 
 def test_published_metric_weights_are_the_libraries_files() -> None:

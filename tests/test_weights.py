@@ -24,28 +24,12 @@ from rfr.weights import (
     WeightsNotFoundError,
     describe_weights_status,
     format_weights_status,
-    hub_checkpoint_dir,
     load_state_dict_file,
     resolve_vgg16_state_dict,
     sha256_prefix_in_name,
 )
 
 VGG_FILE = "vgg16-397923af.pth"
-
-
-@pytest.fixture
-def empty_hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """An empty torch hub; downloading is made to fail loudly, should anything try."""
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
-
-    def no_download(*args, **kwargs):
-        raise AssertionError("rfr.weights must never download")
-
-    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", no_download)
-    monkeypatch.setattr(torch.hub, "download_url_to_file", no_download)
-    checkpoints = hub_checkpoint_dir()
-    assert checkpoints == tmp_path / "torch_home" / "hub" / "checkpoints"
-    return checkpoints
 
 
 @pytest.fixture(scope="module")
