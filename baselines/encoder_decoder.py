@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from baselines.pconv import PartialConvUNet, encoder_channels
-from rfr.config import ConfigError, from_dict
+from rfr.config import check_int, from_dict
 from rfr.nn.batchnorm import freeze_batchnorm_in
 
 
@@ -50,12 +50,9 @@ class EncDecConfig:
     blocks: int = 11
 
     def __post_init__(self) -> None:
-        if not isinstance(self.width, int) or self.width < 1:
-            raise ConfigError(f"width must be a positive integer, got {self.width!r}")
-        if not isinstance(self.levels, int) or not 2 <= self.levels <= 8:
-            raise ConfigError(f"levels must be an integer in [2, 8], got {self.levels!r}")
-        if not isinstance(self.blocks, int) or self.blocks < 0:
-            raise ConfigError(f"blocks must be an integer >= 0, got {self.blocks!r}")
+        check_int(self, "width", 1)
+        check_int(self, "levels", 2, 8)
+        check_int(self, "blocks", 0)
 
 
 class DilatedResidualBlock(nn.Module):

@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from rfr.config import ConfigError, from_dict
+from rfr.config import check_int, from_dict
 from rfr.nn.batchnorm import freeze_batchnorm_in
 from rfr.nn.partial_conv import PartialConv2d
 
@@ -56,10 +56,8 @@ class PConvConfig:
     layers: int = 7
 
     def __post_init__(self) -> None:
-        if not isinstance(self.width, int) or self.width < 1:
-            raise ConfigError(f"width must be a positive integer, got {self.width!r}")
-        if not isinstance(self.layers, int) or not 2 <= self.layers <= 8:
-            raise ConfigError(f"layers must be an integer in [2, 8], got {self.layers!r}")
+        check_int(self, "width", 1)
+        check_int(self, "layers", 2, 8)
 
 
 def encoder_channels(width: int, layers: int) -> list[int]:

@@ -55,9 +55,9 @@ class RFRNetConfig:
     def __post_init__(self) -> None:
         check_literal(self, "attention")
         check_literal(self, "merge")
-        if not isinstance(self.iter_num, int) or self.iter_num < 1:
-            raise ConfigError(f"iter_num must be an integer >= 1, got {self.iter_num!r}")
-        if not isinstance(self.width, int) or self.width < 8 or self.width % 8:
+        check_int(self, "iter_num", 1)
+        if isinstance(self.width, bool) or not isinstance(self.width, int) or self.width < 8 \
+                or self.width % 8:
             raise ConfigError(
                 f"width must be a positive multiple of 8 (the tail uses width/8 channels), "
                 f"got {self.width!r}"
@@ -93,6 +93,25 @@ def check_literal(instance: Any, name: str) -> None:
     value = getattr(instance, name)
     if value not in choices:
         raise ConfigError(f"{name} must be one of {list(choices)}, got {value!r}")
+
+
+def check_int(instance: Any, name: str, low: int | None = None, high: int | None = None,
+              *, optional: bool = False) -> None:
+    """Reject a field that is not an integer in [low, high] (bool is not an integer here:
+    YAML's ``yes`` must not become a batch size of 1); ``optional`` also allows None."""
+    value = getattr(instance, name)
+    if optional and value is None:
+        return
+    is_int = isinstance(value, int) and not isinstance(value, bool)
+    if not (is_int and (low is None or value >= low) and (high is None or value <= high)):
+        if low is not None and high is not None:
+            wanted = f"an integer in [{low}, {high}]"
+        elif low is not None:
+            wanted = f"an integer >= {low}"
+        else:
+            wanted = "an integer"
+        raise ConfigError(f"{name} must be {wanted}{' or null' if optional else ''}, "
+                          f"got {value!r}")
 
 
 def from_dict(cls: type[T], data: Mapping[str, Any] | None, where: str = "") -> T:
@@ -154,6 +173,8 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
 __all__ = [
     "AttentionKind",
     "ConfigError",
+    "check_int",
+    "check_literal",
     "LossConfig",
     "MergeKind",
     "RFRNetConfig",

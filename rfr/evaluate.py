@@ -59,7 +59,7 @@ from rfr.aggregate import (
     write_bins_json,
     write_per_image_csv,
 )
-from rfr.config import ConfigError, check_literal, from_dict, load_yaml, to_dict
+from rfr.config import ConfigError, check_int, check_literal, from_dict, load_yaml, to_dict
 from rfr.data import IMAGE_EXTENSIONS, DatasetConfig, build_dataset, iter_batches, make_loader
 from rfr.image_io import ImageReadError, read_image, with_white_holes, write_image
 from rfr.inpaint import precision_context
@@ -143,15 +143,10 @@ class EvalConfig:
             raise ConfigError("give exactly one of checkpoint (a model to run) and predictions "
                               "(a folder of another method's outputs)")
         for name in ("batch_size", "latency_batches", "resamples"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+            check_int(self, name, 1)
         for name in ("grid_examples", "num_workers"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-                raise ConfigError(f"{name} must be a non-negative integer, got {value!r}")
-        if self.limit is not None and (not isinstance(self.limit, int) or self.limit < 1):
-            raise ConfigError(f"limit must be a positive integer or null, got {self.limit!r}")
+            check_int(self, name, 0)
+        check_int(self, "limit", 1, optional=True)
         if not isinstance(self.dataset, DatasetConfig):
             raise ConfigError(f"dataset must be a DatasetConfig, got {type(self.dataset)}")
 

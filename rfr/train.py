@@ -53,7 +53,15 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
 from rfr.checkpoint import CheckpointError, read_checkpoint, save_checkpoint
-from rfr.config import ConfigError, LossConfig, check_literal, from_dict, load_yaml, to_dict
+from rfr.config import (
+    ConfigError,
+    LossConfig,
+    check_int,
+    check_literal,
+    from_dict,
+    load_yaml,
+    to_dict,
+)
 from rfr.data import DatasetConfig, ImageDataset, build_dataset
 from rfr.data.transforms import preprocess, sample_rng
 from rfr.losses import InpaintingLoss
@@ -126,21 +134,16 @@ class TrainConfig:
     def __post_init__(self) -> None:
         check_literal(self, "precision")
         for name in ("batch_size", "checkpoint_every"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ConfigError(f"{name} must be an integer >= 1, got {value!r}")
+            check_int(self, name, 1)
         for name in ("steps", "finetune_steps", "keep_checkpoints", "num_workers"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-                raise ConfigError(f"{name} must be an integer >= 0, got {value!r}")
+            check_int(self, name, 0)
         if self.steps + self.finetune_steps < 1:
             raise ConfigError("steps + finetune_steps must be at least 1")
         for name in ("lr", "finetune_lr"):
             value = getattr(self, name)
             if not isinstance(value, int | float) or not value > 0:
                 raise ConfigError(f"{name} must be a positive number, got {value!r}")
-        if not isinstance(self.seed, int) or not 0 <= self.seed < 2**32:
-            raise ConfigError(f"seed must be an integer in [0, 2**32), got {self.seed!r}")
+        check_int(self, "seed", 0, 2**32 - 1)
         if self.mask_kind not in MASK_KINDS:
             raise ConfigError(f"mask_kind must be one of {list(MASK_KINDS)}, "
                               f"got {self.mask_kind!r}")

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from rfr.config import ConfigError, check_literal
+from rfr.config import ConfigError, check_int, check_literal
 from rfr.data.base import OnError
 
 TransformKind = Literal["auto", "train", "test"]
@@ -48,13 +48,9 @@ class DatasetConfig:
     def __post_init__(self) -> None:
         check_literal(self, "transform")
         check_literal(self, "on_error")
-        if not isinstance(self.size, int) or isinstance(self.size, bool) or self.size < 1:
-            raise ConfigError(f"size must be a positive integer, got {self.size!r}")
-        if (not isinstance(self.seed, int) or isinstance(self.seed, bool)
-                or not 0 <= self.seed < 2**32):
-            raise ConfigError(f"seed must be an integer in [0, 2**32), got {self.seed!r}")
-        if self.limit is not None and (not isinstance(self.limit, int) or self.limit < 1):
-            raise ConfigError(f"limit must be a positive integer or null, got {self.limit!r}")
+        check_int(self, "size", 1)
+        check_int(self, "seed", 0, 2**32 - 1)
+        check_int(self, "limit", 1, optional=True)
         if self.file_list is not None and self.name != "folder":
             raise ConfigError(
                 f"file_list applies to the folder dataset only; {self.name!r} has its own "
