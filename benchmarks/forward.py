@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import statistics
 import subprocess
 import sys
@@ -35,6 +34,7 @@ import torch
 from rfr.data.embedded import square_photo
 from rfr.inpaint import precision_context
 from rfr.masks import mask_rng, stroke_mask, to_known_mask
+from rfr.metrics import psnr
 from rfr.models import RFRNet, composite
 from rfr.nn.attention import PatchAttention
 from rfr.reference import layout_of, recipe_state_dict
@@ -161,11 +161,6 @@ def report_peak_of(args: argparse.Namespace) -> int:
     return 0
 
 
-def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
-    mse = float(((a.float() - b.float()) ** 2).mean())
-    return 10 * math.log10(1.0 / max(mse, 1e-20))
-
-
 def fmt(value: float | None, spec: str) -> str:
     return "n/a" if value is None else format(value, spec)
 
@@ -204,7 +199,7 @@ def benchmark_models(args: argparse.Namespace) -> None:
                         diff = (outputs["ours"] - outputs["authors"]).abs().max().item()
                         check = f"max |ours - authors| = {diff:.2e}"
                     elif precision != "fp32" and name in fp32_composite:
-                        db = psnr(comp, fp32_composite[name])
+                        db = psnr(comp, fp32_composite[name]).item()
                         check = f"composite PSNR vs its fp32 = {db:.1f} dB"
                     base = authors_fp32.get(batch)
                     speedup = f"{base / seconds[name]:.2f}x" if base is not None else ""

@@ -64,9 +64,10 @@ from rfr.config import (
 )
 from rfr.data import DatasetConfig, ImageDataset, build_dataset
 from rfr.data.transforms import preprocess, sample_rng
+from rfr.inpaint import precision_context
 from rfr.losses import InpaintingLoss
 from rfr.masks import MASK_KINDS, generate_mask, to_known_mask
-from rfr.models import build_model
+from rfr.models import build_model, count_parameters
 
 log = logging.getLogger("rfr.train")
 
@@ -586,7 +587,7 @@ def forward_losses(net: nn.Module, loss_fn: nn.Module, image: Tensor, mask: Tens
                    precision: str = "fp32") -> dict[str, Tensor]:
     """One training forward: the model sees the masked image and the mask (1 = known);
     the loss terms compare its raw output with the image. bf16 = autocast (opt-in)."""
-    with torch.autocast(image.device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
+    with precision_context(precision, image.device.type):
         output = net(image * mask, mask)
         return loss_fn(output.float(), image, mask)
 
@@ -649,7 +650,7 @@ def run_metadata(config: TrainConfig, info: DistInfo, vgg: Mapping[str, Any],
         "vgg_weights": {"spec": config.loss.vgg_weights, **vgg},
         "world_size": info.world_size,
         "device": str(info.device),
-        "parameters": sum(p.numel() for p in model.parameters()),
+        "parameters": count_parameters(model),
         "torch": torch.__version__,
         "python": platform.python_version(),
         "started": datetime.datetime.now(datetime.UTC).isoformat(),
