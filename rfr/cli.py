@@ -16,6 +16,7 @@ from pathlib import Path
 
 from rfr.checkpoint import CheckpointError
 from rfr.config import ConfigError
+from rfr.data import DatasetFormatError, DatasetNotFoundError
 from rfr.image_io import ImageReadError, ImageWriteError
 from rfr.masks import MaskBankError
 from rfr.weights import InvalidWeightsError, WeightsNotFoundError
@@ -25,6 +26,8 @@ log = logging.getLogger("rfr")
 USER_ERRORS = (
     CheckpointError,
     ConfigError,
+    DatasetFormatError,
+    DatasetNotFoundError,
     ImageReadError,
     ImageWriteError,
     InvalidWeightsError,
@@ -118,9 +121,10 @@ def seed_32bit(text: str) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from rfr.config import from_dict, load_yaml
-    from rfr.data import DatasetFormatError, DatasetNotFoundError
-    from rfr.evaluate import EvalConfig, evaluate
+    from rfr.evaluate import EvalConfig
 
+    if args.params is not None:
+        return run_evaluation(_pipeline_eval_config(args), args.no_progress)
     data = load_yaml(args.config) if args.config is not None else {}
     flags = {"checkpoint": args.checkpoint, "predictions": args.predictions,
              "masks": args.masks, "out_dir": args.out, "batch_size": args.batch_size,
@@ -147,9 +151,26 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         if key not in data:
             raise ConfigError(f"evaluate needs --{key.replace('_dir', '')} (or '{key}' in "
                               f"the --config file)")
-    config = from_dict(EvalConfig, data, str(args.config or "evaluate"))
+    return run_evaluation(from_dict(EvalConfig, data, str(args.config or "evaluate")),
+                          args.no_progress)
+
+
+def _pipeline_eval_config(args: argparse.Namespace):  # -> rfr.evaluate.EvalConfig
+    from rfr.pipeline import eval_config
+
+    for flag in ("checkpoint", "masks", "out"):
+        if getattr(args, flag) is None:
+            raise ConfigError(f"with --params, give --{flag}")
+    params, dataset, variant, seed = pipeline_run(args)
+    return eval_config(params, dataset, variant, seed, args.checkpoint, args.masks, args.out)
+
+
+def run_evaluation(config, no_progress: bool) -> int:  # config: rfr.evaluate.EvalConfig
+    from rfr.data import DatasetFormatError, DatasetNotFoundError
+    from rfr.evaluate import evaluate
+
     try:
-        result = evaluate(config, progress=not args.no_progress)
+        result = evaluate(config, progress=not no_progress)
     except (DatasetNotFoundError, DatasetFormatError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -163,10 +184,32 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def pipeline_run(args: argparse.Namespace) -> tuple[dict, str, str, int]:
+    """(params, dataset, variant, seed) of a pipeline-mode verb (--params ... --run ...)."""
+    from rfr.pipeline import load_params
+
+    flags = {"dataset": "--dataset", "variant": "--variant", "run_seed": "--run-seed"}
+    missing = [flag for key, flag in flags.items() if getattr(args, key) is None]
+    if missing:
+        raise ConfigError(f"with --params, give the run: {' '.join(missing)}")
+    return load_params(args.params), args.dataset, args.variant, args.run_seed
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from rfr.train import TrainingError, load_train_config, train
 
-    config = load_train_config(args.config, out_dir=str(args.out) if args.out else None)
+    if args.params is not None:
+        from rfr.pipeline import train_config
+
+        if args.out is None:
+            raise ConfigError("with --params, give --out (the run's folder)")
+        params, dataset, variant, seed = pipeline_run(args)
+        config = train_config(params, dataset, variant, seed, args.out, args.curves)
+    elif args.config is not None:
+        config = load_train_config(args.config, out_dir=str(args.out) if args.out else None,
+                                   curves_dir=str(args.curves) if args.curves else None)
+    else:
+        raise ConfigError("train needs --config FILE, or --params params.yaml with a run")
     try:
         result = train(config)
     except TrainingError as exc:
@@ -183,6 +226,67 @@ def cmd_variants(args: argparse.Namespace) -> int:
 
     rows = summarize_variants(size=args.size, width=args.width, path=args.file)
     print(format_variants_table(rows, args.size, args.width))
+    return 0
+
+
+def add_pipeline_run_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--params", type=Path,
+                   help="pipeline mode: build the config from this profile (params.yaml) "
+                        "for the run --dataset/--variant/--run-seed")
+    p.add_argument("--dataset", help="pipeline mode: a key of the profile's datasets")
+    p.add_argument("--variant", help="pipeline mode: the run's variant")
+    p.add_argument("--run-seed", dest="run_seed", type=seed_32bit,
+                   help="pipeline mode: the run's training seed")
+
+
+def cmd_prepare(args: argparse.Namespace) -> int:
+    from rfr.pipeline import load_params, prepare_dataset
+
+    manifest = prepare_dataset(load_params(args.params), args.dataset, args.out,
+                               progress=not args.no_progress)
+    splits = manifest["splits"]
+    print(f"{args.dataset}: {splits['train']} train, {splits['test']} test images; "
+          f"wrote {args.out}")
+    return 0
+
+
+def cmd_profile(args: argparse.Namespace) -> int:
+    from rfr.pipeline import parse_roots, profile_names, use_profile
+
+    if args.name is None:
+        print("profiles: " + ", ".join(profile_names()))
+        return 0
+    dest = use_profile(args.name, parse_roots(args.root), args.params)
+    print(f"wrote {dest} from profiles/{args.name}.yaml; now run: dvc repro")
+    return 0
+
+
+def cmd_recurrence(args: argparse.Namespace) -> int:
+    from rfr.config import RFRNetConfig
+    from rfr.pipeline import load_params, recurrence_settings
+    from rfr.recurrence import architecture_propagation
+
+    settings = recurrence_settings(load_params(args.params))
+    full = RFRNetConfig()
+    summary = architecture_propagation(args.out, **settings, kernel_size=full.kernel_size,
+                                       iter_num=full.iter_num, progress=not args.no_progress)
+    overall = ", ".join(f"{r:.3f}" for r in summary["overall"]["hole_ratio"])
+    print(f"hole ratio of the RFR module's mask at {settings['size']}x{settings['size']}, "
+          f"before and after each recurrence (all bins): {overall}; wrote {args.out}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from rfr.pipeline import load_params, report_params
+    from rfr.report import ReportError, write_report
+
+    try:
+        result = write_report(report_params(load_params(args.params)), args.results)
+    except ReportError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {len(result.tables)} tables to {result.tables_dir} and "
+          f"{len(result.figures)} figures to {result.figures_dir}")
     return 0
 
 
@@ -248,7 +352,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="folder of another method's outputs: bin<b>/<image name>.png")
     p.add_argument("--config", type=Path,
                    help="YAML mapping onto rfr.evaluate.EvalConfig; flags override its keys")
-    p.add_argument("--dataset", help="dataset name, e.g. celeba, demo-scenes")
+    p.add_argument("--dataset", help="dataset name, e.g. celeba, demo-scenes (with --params: "
+                   "a key of the profile's datasets)")
     p.add_argument("--root", type=Path, help="dataset folder")
     p.add_argument("--split", help="dataset split (default: test)")
     p.add_argument("--masks", type=Path, help="mask bank folder (rfr masks --out)")
@@ -263,16 +368,61 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--save-predictions", action="store_true",
                    help="also write the composites to OUT/predictions (predictions scheme)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--params", type=Path,
+                   help="pipeline mode: build the config from this profile (params.yaml) "
+                        "for the run --dataset/--variant/--seed")
+    p.add_argument("--variant", help="pipeline mode: the run's variant")
+    p.add_argument("--run-seed", dest="run_seed", type=seed_32bit,
+                   help="pipeline mode: the run's training seed")
     p.set_defaults(func=cmd_evaluate)
 
     p = verbs.add_parser(
         "train", help="train a model (two phases, checkpoints, resume, curves; torchrun-ready)"
     )
-    p.add_argument("--config", type=Path, required=True,
+    p.add_argument("--config", type=Path,
                    help="YAML mapping onto rfr.train.TrainConfig")
     p.add_argument("--out", type=Path,
                    help="output folder (overrides out_dir; resumes from OUT/last.pth)")
+    p.add_argument("--curves", type=Path,
+                   help="folder for the dvclive curves and summary (default: OUT/dvclive)")
+    add_pipeline_run_flags(p)
     p.set_defaults(func=cmd_train)
+
+    p = verbs.add_parser(
+        "prepare", help="pipeline: open a profile's dataset and write its manifest"
+    )
+    p.add_argument("--params", type=Path, default=Path("params.yaml"))
+    p.add_argument("--dataset", required=True, help="a key of the profile's datasets")
+    p.add_argument("--out", type=Path, required=True, help="manifest JSON to write")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_prepare)
+
+    p = verbs.add_parser(
+        "profile", help="switch the pipeline's profile: write params.yaml from profiles/NAME"
+    )
+    p.add_argument("name", nargs="?", help="demo, smoke or paper (none: list them)")
+    p.add_argument("--root", action="append", default=[], metavar="DATASET=FOLDER",
+                   help="a dataset's folder (paper profile: celeba, paris, places2)")
+    p.add_argument("--params", type=Path, default=Path("params.yaml"),
+                   help="file to write (default: params.yaml)")
+    p.set_defaults(func=cmd_profile)
+
+    p = verbs.add_parser(
+        "recurrence", help="pipeline: how the released architecture's hole shrinks per "
+                           "recurrence, on seeded masks"
+    )
+    p.add_argument("--params", type=Path, default=Path("params.yaml"))
+    p.add_argument("--out", type=Path, required=True, help="folder for recurrence.json/.png")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_recurrence)
+
+    p = verbs.add_parser(
+        "report", help="pipeline: tables and figures from the evaluated runs"
+    )
+    p.add_argument("--params", type=Path, default=Path("params.yaml"))
+    p.add_argument("--results", type=Path, required=True,
+                   help="results folder (metrics/ and train/ in, tables/ and figures/ out)")
+    p.set_defaults(func=cmd_report)
 
     p = verbs.add_parser(
         "variants", help="list the ablation variants with parameters and GMACs"

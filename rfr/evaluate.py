@@ -73,7 +73,8 @@ from rfr.masks import (
     read_mask_bank,
 )
 from rfr.metrics import FIDAccumulator, image_metrics, load_inception, load_lpips
-from rfr.models import composite, count_parameters
+from rfr.models import RFRNet, composite, count_parameters
+from rfr.recurrence import RecurrenceRecord, trace_known_fractions, write_recurrence
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +118,10 @@ class EvalConfig:
             when absent the metric is recorded as unavailable with the reason.
         save_predictions: also write the composites to ``out_dir/predictions``.
         num_workers: DataLoader workers.
+        run: what the pipeline calls this run ({"name", "dataset", "variant", "seed"});
+            copied into metrics.json so that a report can find its runs by content.
+        recurrence: for RFR-Net models, record how the feature-level hole shrinks across
+            the recurrences (``recurrence.json``, ``recurrence.png``).
     """
 
     checkpoint: str | None = None
@@ -136,6 +141,8 @@ class EvalConfig:
     inception_weights: str | None = None
     save_predictions: bool = False
     num_workers: int = 0
+    run: dict[str, Any] | None = None
+    recurrence: bool = True
 
     def __post_init__(self) -> None:
         check_literal(self, "precision")
@@ -300,6 +307,8 @@ def evaluate(config: EvalConfig, progress: bool = True) -> EvalResult:
     mask_cache: dict[Path, Tensor] = {}
     latency_batch: tuple[Tensor, Tensor] | None = None
     warned_resize = False
+    recurrence = RecurrenceRecord() if (config.recurrence and isinstance(model, RFRNet)) \
+        else None
 
     def mask_of(entry: MaskEntry) -> Tensor:
         nonlocal warned_resize
@@ -342,7 +351,14 @@ def evaluate(config: EvalConfig, progress: bool = True) -> EvalResult:
             if model is not None:
                 masked = images * masks
                 with torch.inference_mode():
-                    output = _run_model(model, masked, masks, config.precision, device)
+                    if recurrence is not None:
+                        assert isinstance(model, RFRNet)
+                        output, levels = trace_known_fractions(model, masked, masks,
+                                                               config.precision, device)
+                        recurrence.add(label, bin_index, indices, levels, masked, masks,
+                                       output, images, config.grid_examples)
+                    else:
+                        output = _run_model(model, masked, masks, config.precision, device)
                 if latency_batch is None:
                     latency_batch = (masked, masks)
             else:
@@ -386,9 +402,12 @@ def evaluate(config: EvalConfig, progress: bool = True) -> EvalResult:
         "precision": config.precision if model is not None else None,
         "device": str(device) if model is not None else None,
         "seed": config.seed,
+        "grid_examples": config.grid_examples,
         "id_scheme": "bin<b>/<image name>",
         "predictions_scheme": "bin<b>/<image name without image extension>.png",
     }
+    if config.run is not None:
+        summary["run"] = dict(config.run)
     if model is not None and latency_batch is not None:
         summary["latency"] = measure_latency(model, *latency_batch, config.precision, device,
                                              config.latency_batches)
@@ -404,6 +423,8 @@ def evaluate(config: EvalConfig, progress: bool = True) -> EvalResult:
         grid = torchvision.utils.make_grid(torch.stack(grid_tiles), nrow=3,
                                            padding=GRID_PADDING, pad_value=1.0)
         grid_path = write_image(grid, out_dir / GRID_PNG)
+    if config.recurrence:
+        write_recurrence(recurrence, model, out_dir)
     log.info("evaluated %d images x %d bins; wrote %s and %s", len(dataset), len(bin_info),
              csv_path, json_path)
     return EvalResult(out_dir, csv_path, pairs_path, json_path, grid_path, save_dir, summary)

@@ -79,7 +79,7 @@ ORDER_STREAM = 0x5246524F  # "RFRO"
 STEP_STREAM = 0x52465253  # "RFRS"
 # Keys that may change between a run and its resume without changing the result.
 RESUME_FREE_KEYS = ("out_dir", "num_workers", "checkpoint_every", "keep_checkpoints",
-                    "device", "progress")
+                    "device", "progress", "curves_dir")
 
 
 class TrainingError(RuntimeError):
@@ -111,6 +111,10 @@ class TrainConfig:
         num_workers: DataLoader workers (does not change the result).
         device: "auto" (CUDA when available, else CPU), "cpu", "cuda", "cuda:1", ...
         progress: show a tqdm progress bar (rank 0).
+        curves_dir: where the dvclive curves and the training summary (``metrics.json``:
+            last loss terms, wall time, steps/s, parameters, VGG source) go; None =
+            ``out_dir/dvclive``. The pipeline keeps them apart from the checkpoints so that
+            they can be committed while the checkpoints stay in the DVC cache.
     """
 
     model: str = "rfr"
@@ -131,6 +135,7 @@ class TrainConfig:
     num_workers: int = 0
     device: str = "auto"
     progress: bool = True
+    curves_dir: str | None = None
 
     def __post_init__(self) -> None:
         check_literal(self, "precision")
@@ -387,7 +392,7 @@ def make_optimizer(model: nn.Module, config: TrainConfig, phase: str) -> torch.o
 # --- logging ------------------------------------------------------------------------------
 
 
-def open_live(out_dir: Path, resume_step: int | None) -> Any:
+def open_live(live_dir: Path, resume_step: int | None) -> Any:
     try:
         from dvclive import Live
     except ImportError as exc:
@@ -409,7 +414,6 @@ def open_live(out_dir: Path, resume_step: int | None) -> Any:
                 return
             self._dvc_file = self._init_dvc_file()
 
-    live_dir = out_dir / "dvclive"
     if resume_step is not None:
         truncate_curves(live_dir, resume_step)
     live = FilesOnlyLive(str(live_dir), resume=resume_step is not None, save_dvc_exp=False,
@@ -501,7 +505,7 @@ def train(config: TrainConfig, on_step: StepCallback | None = None) -> TrainResu
                      "batch %d x %d ranks, %s, %s", config.model, config.dataset.name, start,
                      config.total_steps, config.steps, config.finetune_steps,
                      config.batch_size, info.world_size, info.device, config.precision)
-            live = open_live(out_dir, start if resume is not None else None)
+            live = open_live(curves_dir(config), start if resume is not None else None)
 
         dataset = build_dataset(config.dataset)
         samples = TrainingSamples(dataset, config.seed, config.mask_kind)
@@ -567,6 +571,9 @@ def train(config: TrainConfig, on_step: StepCallback | None = None) -> TrainResu
                                                       **{f"train/{k}": v
                                                          for k, v in terms_f.items()}})
             log.info("done: %d steps, final checkpoint %s", config.total_steps, final)
+            elapsed = time.perf_counter() - started
+            live.summary.update(training_summary(config, model, vgg, elapsed, start,
+                                                 live.summary, info.world_size))
             live.end()
             live = None
         return TrainResult(final, out_dir, config.total_steps, terms_f,
@@ -641,6 +648,35 @@ def write_training_checkpoint(out_dir: Path, model: nn.Module, optimizer: torch.
         for stale in old:
             stale.unlink(missing_ok=True)
     return path
+
+
+def curves_dir(config: TrainConfig) -> Path:
+    """Where the dvclive curves and the training summary go."""
+    if config.curves_dir is not None:
+        return Path(config.curves_dir)
+    return Path(config.out_dir) / "dvclive"
+
+
+def training_summary(config: TrainConfig, model: nn.Module, vgg: Mapping[str, Any],
+                     seconds: float, start: int, previous: Mapping[str, Any],
+                     world_size: int) -> dict[str, Any]:
+    """What a report needs of a finished run beside its loss curves: cost and provenance.
+    A resumed run adds its wall time to that of the invocations before it."""
+    total = seconds + (float(previous.get("seconds", 0.0)) if start else 0.0)
+    return {
+        "steps": config.total_steps,
+        "seconds": total,
+        "steps_per_second": config.total_steps / total if total > 0 else None,
+        "parameters": count_parameters(model),
+        "model": config.model,
+        "dataset": config.dataset.name,
+        "image_size": config.dataset.size,
+        "batch_size": config.batch_size,
+        "world_size": world_size,
+        "precision": config.precision,
+        "vgg_weights": str(vgg["source"]),
+        "vgg_random": bool(vgg["random"]),
+    }
 
 
 def run_metadata(config: TrainConfig, info: DistInfo, vgg: Mapping[str, Any],

@@ -224,3 +224,57 @@ def test_bf16_runs(setup: dict, monkeypatch: pytest.MonkeyPatch) -> None:
     assert result.summary["evaluation"]["precision"] == "bf16"
     assert torch.isfinite(torch.tensor(
         [float(r["psnr"]) for r in read_rows(result.per_image_csv)])).all()
+
+
+def test_recurrence_record_follows_the_models_own_masks(setup, tmp_path):
+    """recurrence.json: per bin, the RFR module's hole fraction before the recurrences and
+    after each, equal to what RFRNet.trace gives for the same (image, mask) pairs, and
+    never growing; recurrence.png has one row per bin of N + 3 tiles."""
+    from rfr.data import build_dataset
+    from rfr.masks import group_by_bin, load_entry_mask, pair_images_with_masks, read_mask_bank
+
+    size = 128
+    bank = tmp_path / "bank"
+    write_mask_bank(bank, per_bin=1, size=size, seed=3)
+    small = RFRNet(RFRNetConfig(width=8, iter_num=3))
+    checkpoint = save_checkpoint(tmp_path / "rfr.pt", small, "rfr", small.config)
+    result = evaluate(config(setup, "recurrence", checkpoint=str(checkpoint), masks=str(bank),
+                             dataset=DatasetConfig(name="demo-scenes", split="test",
+                                                   size=size), limit=2),
+                      progress=False)
+    record = json.loads((result.out_dir / "recurrence.json").read_text())
+    assert record["status"] == "ok" and record["iter_num"] == 3
+    dataset = build_dataset(DatasetConfig(name="demo-scenes", split="test", size=size,
+                                          limit=2))
+    groups = group_by_bin(read_mask_bank(bank))
+    largest = format_bin(len(NVIDIA_BINS) - 1)
+    expected = []
+    for index in range(2):
+        entry = pair_images_with_masks(2, groups[-1])[index][1]
+        known = load_entry_mask(entry)[None]
+        with torch.inference_mode():
+            trace = small.eval().trace(dataset[index]["image"][None] * known, known)
+        expected.append([float((m[:, :1] <= 0).float().mean()) for m in trace.masks])
+    got = record["bins"][largest]["hole_ratio"]
+    assert got == pytest.approx([sum(col) / 2 for col in zip(*expected, strict=True)])
+    assert len(got) == 4 and got[0] > 0, "a 50-60% hole survives the first convolutions"
+    assert all(a >= b for a, b in zip(got, got[1:], strict=False))
+    width, height = Image.open(result.out_dir / "recurrence.png").size
+    step = size + 2
+    assert (width, height) == ((3 + 3) * step + 2, len(record["bins"]) * step + 2)
+
+
+def test_recurrence_is_not_applicable_without_recurrences(setup, tmp_path):
+    from baselines.pconv import PConvConfig, PConvUNet
+
+    model = PConvUNet(PConvConfig(width=8))
+    checkpoint = save_checkpoint(tmp_path / "pconv.pt", model, "pconv", model.config)
+    result = evaluate(config(setup, "pconv", checkpoint=str(checkpoint), limit=1,
+                             run={"name": "x-pconv-0", "dataset": "x", "variant": "pconv",
+                                  "seed": 0}), progress=False)
+    record = json.loads((result.out_dir / "recurrence.json").read_text())
+    assert record["status"] == "not applicable" and "PConvUNet" in record["reason"]
+    assert not (result.out_dir / "recurrence.png").exists()
+    summary = json.loads(result.metrics_json.read_text())
+    assert summary["run"]["variant"] == "pconv"
+    assert summary["evaluation"]["grid_examples"] == EXAMPLES

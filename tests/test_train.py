@@ -21,7 +21,7 @@ from rfr.checkpoint import load_checkpoint, read_checkpoint
 from rfr.cli import main as cli_main
 from rfr.config import ConfigError, from_dict, to_dict
 from rfr.losses import LOSS_TERMS, InpaintingLoss
-from rfr.models import build_model
+from rfr.models import build_model, count_parameters
 from rfr.train import (
     DivergedError,
     TrainConfig,
@@ -214,3 +214,24 @@ def test_cli_train_verb_and_yaml_errors(tmp_path, capsys, single_thread):
     assert "unknown key(s) ['stepz']" in capsys.readouterr().err
     with pytest.raises(ConfigError, match="precision"):
         tiny(tmp_path, precision="fp16")
+
+
+def test_curves_dir_holds_curves_and_a_cost_summary(tmp_path, single_thread):
+    """The pipeline keeps curves and the summary apart from the checkpoints; the summary
+    holds what the report's cost table needs, and a finished run started again keeps its
+    training time instead of replacing it with the no-op's."""
+    curves = tmp_path / "curves"
+    config = tiny(tmp_path / "run", curves_dir=str(curves), finetune_steps=1)
+    result = train(config)
+    summary = json.loads((curves / "metrics.json").read_text())
+    assert summary["steps"] == 4 and summary["model"] == "rfr"
+    assert summary["parameters"] == count_parameters(result.model)
+    assert summary["vgg_random"] is True and "random" in summary["vgg_weights"]
+    assert 0 < summary["seconds"] <= result.seconds
+    assert summary["steps_per_second"] == pytest.approx(4 / summary["seconds"])
+    assert summary["train"]["total"] == pytest.approx(result.metrics["total"])
+    assert tsv_steps(curves / "plots" / "metrics" / "train" / "total.tsv") == [0, 1, 2, 3]
+    assert not (tmp_path / "run" / "dvclive").exists()
+    train(config)  # nothing left to do: resumes at the end
+    again = json.loads((curves / "metrics.json").read_text())
+    assert again["seconds"] >= summary["seconds"]

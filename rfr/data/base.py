@@ -179,7 +179,7 @@ class ImageDataset(Dataset):
         a warning when any were, and returned."""
         if not self.skipped:
             message = f"{self.title} {self.split}: no images skipped (of {len(self)})"
-            log.info(message)
+            log.debug(message)  # once per pass: info would repeat per bin
             return message
         lines = [f"  {record.name}: {record.reason}" for record in self.skipped[:REPORT_NAMES]]
         more = len(self.skipped) - REPORT_NAMES

@@ -1,0 +1,413 @@
+"""The DVC pipeline's side of the library: profiles, run names, and stage configs.
+
+``dvc.yaml`` runs one ``rfr`` verb per stage; each verb turns ``params.yaml`` (the active
+profile) into the config dataclass of its library call here. A stage must declare
+exactly the params keys it reads, or DVC reruns too much or, worse, too little. So every
+builder reads the params through ``TrackedParams``, which records each key it touches,
+and ``tests/test_pipeline.py`` checks the record against the ``params:`` list of the
+stage in ``dvc.yaml``.
+
+A profile (``profiles/<name>.yaml``; ``rfr profile NAME`` copies it to ``params.yaml``)::
+
+    profile: demo
+    paths: {data: data, runs: runs, results: results}   # used in dvc.yaml paths only
+    datasets:                                          # every dataset the runs use
+      demo-scenes:
+        data: {name: demo-scenes, size: 64}            # DatasetConfig fields but split
+        schedule: {steps: 100, finetune_steps: 25}     # training steps on this dataset
+    compare:  {datasets: [...], variants: [rfr, pconv, encdec], seeds: [0, 1]}
+    ablation: {dataset: demo-scenes, variants: [rfr_no_kca, ...], seeds: [0, 1]}
+    model:    {width: 16}                              # shared by every variant
+    train:    {batch_size: 6, lr: 2.0e-4, ..., loss: {vgg_weights: random}}
+    masks:    {per_bin: 16, size: 64, seed: 0}
+    evaluate: {batch_size: 16, ...}                    # EvalConfig fields
+    recurrence: {size: 256, per_bin: 8, seed: 0}       # hole shrinking of the architecture
+    report:   {published: results/published.yaml, ...}
+
+The full model ``rfr`` of the ablation dataset comes from the compare runs: the ablation
+dataset must be one of the compared datasets and its seeds a subset of theirs, so each
+ablation run has a full-model run with the same seed to be paired with.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from rfr.config import ConfigError, from_dict, load_yaml
+from rfr.data import DatasetConfig, build_dataset
+from rfr.evaluate import EvalConfig
+from rfr.train import TrainConfig
+from rfr.variants import load_variants, variant_config
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+PROFILES_DIR = REPO_ROOT / "profiles"
+PARAMS_FILE = "params.yaml"
+FULL_MODEL = "rfr"
+SECTIONS = ("profile", "paths", "datasets", "compare", "ablation", "model", "train", "masks",
+            "evaluate", "recurrence", "report")
+PATH_KEYS = ("data", "runs", "results")
+# Datasets read from a folder the user provides (the demo sets ship with scikit-image).
+DATASETS_WITH_ROOT = ("celeba", "paris", "places2", "folder")
+# Set by the pipeline for every run; not profile settings.
+TRAIN_RUN_KEYS = ("model", "model_config", "dataset", "steps", "finetune_steps", "seed",
+                  "out_dir", "curves_dir")
+EVAL_RUN_KEYS = ("checkpoint", "predictions", "dataset", "masks", "out_dir", "run")
+
+
+class PipelineError(ConfigError):
+    """The profile is inconsistent or names something that is not there; says what to do."""
+
+
+def run_name(dataset: str, variant: str, seed: int) -> str:
+    """``<dataset>-<variant>-<seed>``: the folder name of a run under runs/ and results/."""
+    return f"{dataset}-{variant}-{seed}"
+
+
+class TrackedParams(Mapping[str, Any]):
+    """A read-only view of params that records the dotted key of every value read.
+
+    ``read`` holds e.g. {"train", "datasets.demo-scenes.data"}; reading a nested mapping
+    whole (``plain``) records its own key. The pipeline test compares the record with the
+    stage's ``params:`` declaration in dvc.yaml."""
+
+    def __init__(self, data: Mapping[str, Any], prefix: str = "",
+                 read: set[str] | None = None) -> None:
+        self._data = data
+        self._prefix = prefix
+        self.read: set[str] = read if read is not None else set()
+
+    def _key(self, key: str) -> str:
+        return f"{self._prefix}{key}"
+
+    def __getitem__(self, key: str) -> Any:
+        try:
+            value = self._data[key]
+        except KeyError:
+            where = self._prefix.rstrip(".") or "the top level"
+            raise PipelineError(f"params: {where} has no key {key!r}") from None
+        if isinstance(value, Mapping):
+            return TrackedParams(value, self._key(key) + ".", self.read)
+        self.read.add(self._key(key))
+        return value
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def plain(self) -> dict[str, Any]:
+        """The whole mapping as plain data, recorded as read."""
+        self.read.add(self._prefix.rstrip("."))
+        return json.loads(json.dumps(self._data))
+
+
+def _section(params: Mapping[str, Any], name: str, source: str) -> Any:
+    if name not in params:
+        raise PipelineError(f"{source}: missing section {name!r} (see profiles/demo.yaml)")
+    return params[name]
+
+
+def _names(value: Any, what: str, source: str) -> list:
+    if not isinstance(value, list) or not value:
+        raise PipelineError(f"{source}: {what} must be a non-empty list, got {value!r}")
+    if len(set(map(str, value))) != len(value):
+        raise PipelineError(f"{source}: {what} has duplicates: {value!r}")
+    return value
+
+
+def validate_params(params: Mapping[str, Any], source: str = PARAMS_FILE,
+                    check_roots: bool = True) -> None:
+    """Raise PipelineError for an inconsistent profile, naming the key and the fix.
+
+    With ``check_roots`` every dataset that lives in a user folder must name one that
+    exists, so a paper-profile run stops before any work when a root is missing."""
+    for name in SECTIONS:
+        _section(params, name, source)
+    paths = params["paths"]
+    if not isinstance(paths, Mapping) or any(key not in paths for key in PATH_KEYS):
+        raise PipelineError(f"{source}: paths must give {list(PATH_KEYS)}")
+    datasets = params["datasets"]
+    if not isinstance(datasets, Mapping) or not datasets:
+        raise PipelineError(f"{source}: datasets must map names to {{data, schedule}}")
+    for key, entry in datasets.items():
+        where = f"{source}: datasets.{key}"
+        if not isinstance(entry, Mapping) or set(entry) != {"data", "schedule"}:
+            raise PipelineError(f"{where} must have exactly the keys data and schedule")
+        if "split" in entry["data"]:
+            raise PipelineError(f"{where}.data must not set split (train and test are "
+                                f"chosen by the stage)")
+        from_dict(DatasetConfig, {**entry["data"], "split": "train"}, f"{where}.data")
+        schedule = entry["schedule"]
+        if not isinstance(schedule, Mapping) or set(schedule) != {"steps", "finetune_steps"}:
+            raise PipelineError(f"{where}.schedule must have exactly steps and finetune_steps")
+    known_variants = load_variants()
+    compare = params["compare"]
+    ablation = params["ablation"]
+    for section, value in (("compare", compare), ("ablation", ablation)):
+        if not isinstance(value, Mapping):
+            raise PipelineError(f"{source}: {section} must be a mapping")
+        for variant in _names(value.get("variants"), f"{section}.variants", source):
+            if variant not in known_variants:
+                raise PipelineError(f"{source}: {section}.variants: unknown variant "
+                                    f"{variant!r}; known: {sorted(known_variants)}")
+        for seed in _names(value.get("seeds"), f"{section}.seeds", source):
+            if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+                raise PipelineError(f"{source}: {section}.seeds must be integers >= 0, "
+                                    f"got {seed!r}")
+    for dataset in _names(compare.get("datasets"), "compare.datasets", source):
+        if dataset not in datasets:
+            raise PipelineError(f"{source}: compare.datasets names {dataset!r}, which is not "
+                                f"under datasets ({sorted(datasets)})")
+    if ablation.get("dataset") not in compare["datasets"]:
+        raise PipelineError(
+            f"{source}: ablation.dataset {ablation.get('dataset')!r} must be one of "
+            f"compare.datasets {compare['datasets']}: the full model's runs there are the "
+            f"reference every ablation is paired with")
+    if FULL_MODEL not in compare["variants"]:
+        raise PipelineError(f"{source}: compare.variants must include {FULL_MODEL!r}, the "
+                            f"reference of the ablations")
+    if FULL_MODEL in ablation["variants"]:
+        raise PipelineError(f"{source}: ablation.variants must not list {FULL_MODEL!r}; its "
+                            f"runs come from compare (same dataset and seeds)")
+    missing_seeds = sorted(set(ablation["seeds"]) - set(compare["seeds"]))
+    if missing_seeds:
+        raise PipelineError(f"{source}: ablation.seeds {missing_seeds} are not in "
+                            f"compare.seeds {compare['seeds']}; the full model needs a run "
+                            f"with every ablation seed")
+    if check_roots:
+        check_dataset_roots(params, source)
+
+
+def check_dataset_roots(params: Mapping[str, Any], source: str = PARAMS_FILE) -> None:
+    """Every user-folder dataset of the runs must name an existing root."""
+    problems = []
+    for key in params["compare"]["datasets"]:
+        data = params["datasets"][key]["data"]
+        if data.get("name") not in DATASETS_WITH_ROOT:
+            continue
+        root = data.get("root")
+        if root is None:
+            problems.append(f"{key}: no root given")
+        elif not Path(root).is_dir():
+            problems.append(f"{key}: root {root} is not a folder")
+    if problems:
+        raise PipelineError(
+            f"{source}: dataset roots missing: {'; '.join(problems)}. Give each one with "
+            f"`rfr profile {params.get('profile', 'paper')} --root NAME=FOLDER` (the expected "
+            f"layouts are in docs/datasets.md)")
+
+
+def load_params(path: str | Path = PARAMS_FILE, check_roots: bool = True) -> dict[str, Any]:
+    """Read and validate a profile (``params.yaml`` or ``profiles/<name>.yaml``)."""
+    params = load_yaml(path)
+    validate_params(params, str(path), check_roots=check_roots)
+    return params
+
+
+def runs(params: Mapping[str, Any]) -> list[tuple[str, str, int]]:
+    """Every (dataset, variant, seed) the profile trains: compare, then ablation."""
+    compare, ablation = params["compare"], params["ablation"]
+    found = [(d, v, s) for d in compare["datasets"] for v in compare["variants"]
+             for s in compare["seeds"]]
+    found += [(ablation["dataset"], v, s) for v in ablation["variants"]
+              for s in ablation["seeds"]]
+    return found
+
+
+# --- stage configs: each reads only what its dvc.yaml stage declares -------------------
+
+
+def _tracked(params: Mapping[str, Any]) -> TrackedParams:
+    return params if isinstance(params, TrackedParams) else TrackedParams(params)
+
+
+def dataset_config(params: Mapping[str, Any], dataset: str, split: str) -> DatasetConfig:
+    """The dataset of ``datasets.<dataset>.data`` at ``split``."""
+    data = _tracked(params)["datasets"][dataset]["data"]
+    return from_dict(DatasetConfig, {**data.plain(), "split": split},
+                     f"datasets.{dataset}.data")
+
+
+def train_config(params: Mapping[str, Any], dataset: str, variant: str, seed: int,
+                 out_dir: str | Path, curves_dir: str | Path | None) -> TrainConfig:
+    """Reads ``datasets.<dataset>``, ``model`` and ``train``."""
+    tracked = _tracked(params)
+    train = tracked["train"].plain()
+    clashes = sorted(set(train) & set(TRAIN_RUN_KEYS))
+    if clashes:
+        raise PipelineError(f"params: train must not set {clashes}: the pipeline sets them "
+                            f"per run (datasets.<name>.schedule, model, the run's seed)")
+    found = load_variants()
+    if variant not in found:
+        raise PipelineError(f"unknown variant {variant!r}; known: {sorted(found)}")
+    width = tracked["model"].plain().get("width")
+    schedule = tracked["datasets"][dataset]["schedule"].plain()
+    data = {**tracked["datasets"][dataset]["data"].plain(), "split": "train"}
+    config = {
+        **train,
+        "model": found[variant].model,
+        "model_config": variant_config(found[variant], width),
+        "dataset": data,
+        "steps": schedule["steps"],
+        "finetune_steps": schedule["finetune_steps"],
+        "seed": seed,
+        "out_dir": str(out_dir),
+        "curves_dir": None if curves_dir is None else str(curves_dir),
+    }
+    return from_dict(TrainConfig, config, f"train run {run_name(dataset, variant, seed)}")
+
+
+def eval_config(params: Mapping[str, Any], dataset: str, variant: str, seed: int,
+                checkpoint: str | Path, masks: str | Path, out_dir: str | Path) -> EvalConfig:
+    """Reads ``datasets.<dataset>.data`` and ``evaluate``."""
+    tracked = _tracked(params)
+    evaluate = tracked["evaluate"].plain()
+    clashes = sorted(set(evaluate) & set(EVAL_RUN_KEYS))
+    if clashes:
+        raise PipelineError(f"params: evaluate must not set {clashes}: the pipeline sets them "
+                            f"per run")
+    data = {**tracked["datasets"][dataset]["data"].plain(), "split": "test"}
+    config = {
+        **evaluate,
+        "checkpoint": str(checkpoint),
+        "dataset": data,
+        "masks": str(masks),
+        "out_dir": str(out_dir),
+        "run": {"name": run_name(dataset, variant, seed), "dataset": dataset,
+                "variant": variant, "seed": seed},
+    }
+    return from_dict(EvalConfig, config, f"evaluate run {run_name(dataset, variant, seed)}")
+
+
+def recurrence_settings(params: Mapping[str, Any]) -> dict[str, Any]:
+    """Reads ``recurrence``: size, per_bin, seed of the architecture-level hole-shrinking
+    record (rfr.recurrence.architecture_propagation) of the full model's architecture."""
+    settings = _tracked(params)["recurrence"].plain()
+    if set(settings) != {"size", "per_bin", "seed"}:
+        raise PipelineError(f"params: recurrence must have exactly size, per_bin and seed, "
+                            f"got {sorted(settings)}")
+    return settings
+
+
+def report_params(params: Mapping[str, Any]) -> dict[str, Any]:
+    """The sections ``rfr report`` reads: ``compare``, ``ablation`` and ``report``."""
+    tracked = _tracked(params)
+    return {name: tracked[name].plain() for name in ("compare", "ablation", "report")}
+
+
+# --- prepare -------------------------------------------------------------------------------
+
+
+def prepare_dataset(params: Mapping[str, Any], dataset: str, out: str | Path,
+                    progress: bool = True) -> dict[str, Any]:
+    """Open both splits of ``dataset`` (so a missing or malformed dataset fails here, with
+    the adapter's message, before any training), and write a manifest of them: split
+    sizes, the test image names and one SHA-256 over the preprocessed test tensors. The
+    manifest is what the train and evaluate stages depend on, so a change in the test
+    images or their preprocessing reruns evaluation."""
+    from tqdm import tqdm
+
+    tracked = _tracked(params)
+    train = build_dataset(dataset_config(tracked, dataset, "train"))
+    test_config = dataset_config(tracked, dataset, "test")
+    test = build_dataset(test_config)
+    if len(train) == 0 or len(test) == 0:
+        raise PipelineError(f"dataset {dataset!r}: empty split (train {len(train)}, test "
+                            f"{len(test)} images); check datasets.{dataset}.data")
+    digest = hashlib.sha256()
+    for index in tqdm(range(len(test)), desc=f"prepare {dataset}", unit="img",
+                      disable=not progress):
+        image = test[index]["image"]
+        digest.update(image.contiguous().numpy().tobytes())
+    manifest = {
+        "dataset": dataset,
+        "config": dataclasses.asdict(test_config),
+        "splits": {"train": len(train), "test": len(test)},
+        "test_names": list(test.names),
+        "test_sha256": digest.hexdigest(),
+        "test_size": [3, test_config.size, test_config.size],
+    }
+    write_json_atomic(Path(out), manifest)
+    return manifest
+
+
+def write_json_atomic(path: Path, data: Any) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+# --- profiles ------------------------------------------------------------------------------
+
+
+def profile_names() -> list[str]:
+    return sorted(path.stem for path in PROFILES_DIR.glob("*.yaml"))
+
+
+def parse_roots(pairs: Sequence[str]) -> dict[str, str]:
+    """``["celeba=/data/celeba", ...]`` -> {"celeba": "/data/celeba"}."""
+    roots = {}
+    for pair in pairs:
+        name, sep, folder = pair.partition("=")
+        if not sep or not name or not folder:
+            raise PipelineError(f"--root takes NAME=FOLDER, got {pair!r}")
+        roots[name] = folder
+    return roots
+
+
+def use_profile(name: str, roots: Mapping[str, str] | None = None,
+                dest: str | Path = PARAMS_FILE) -> Path:
+    """Write ``profiles/<name>.yaml`` to ``dest`` (params.yaml), with dataset roots filled
+    in, after checking it: a missing root fails here, before any stage runs."""
+    source = PROFILES_DIR / f"{name}.yaml"
+    if not source.is_file():
+        raise PipelineError(f"unknown profile {name!r}; known: {profile_names()}")
+    text = source.read_text()
+    params = yaml.safe_load(text)
+    roots = dict(roots or {})
+    unknown = sorted(set(roots) - set(params["datasets"]))
+    if unknown:
+        raise PipelineError(f"--root for {unknown}: profile {name!r} has the datasets "
+                            f"{sorted(params['datasets'])}")
+    if roots:
+        for key, folder in roots.items():
+            params["datasets"][key]["data"]["root"] = str(Path(folder).expanduser())
+        header = "".join(line + "\n" for line in text.splitlines()
+                         if line.startswith("#"))
+        text = header + yaml.safe_dump(params, sort_keys=False)
+    validate_params(params, str(source))
+    dest = Path(dest)
+    tmp = dest.with_name(f".{dest.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, dest)
+    return dest
+
+
+__all__ = [
+    "FULL_MODEL",
+    "PipelineError",
+    "TrackedParams",
+    "check_dataset_roots",
+    "dataset_config",
+    "eval_config",
+    "load_params",
+    "prepare_dataset",
+    "profile_names",
+    "report_params",
+    "run_name",
+    "runs",
+    "train_config",
+    "use_profile",
+    "validate_params",
+]

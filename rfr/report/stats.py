@@ -1,0 +1,171 @@
+"""Statistics of the report: a two-level bootstrap, paired Wilcoxon tests, Holm's method.
+
+**Why two levels.** A method's number varies with the training seed and with the test
+images. Resampling only images treats one training run as the method and gives intervals
+that are too narrow; resampling only seeds ignores the images. So each bootstrap resample
+draws the seeds with replacement and, independently, the image ids with replacement (the
+same ids for every drawn seed, because every run of a dataset is scored on the same
+(image, hole) pairs), and takes the mean of the selected values. With one seed this is
+exactly `rfr.aggregate.bootstrap_ci` (same stream, same chunking), so the report and the
+per-run metrics.json agree there.
+
+**Why Wilcoxon on per-image values.** Variants of one dataset are scored on the same images
+and masks, so a paired test removes the (large) image-to-image variation. Per-image values
+are first averaged over the seeds both models have, so the test is about the models, not
+about one seed; the two-sided signed-rank test makes no normality assumption.
+
+**Why Holm.** A study tests several variants on several metrics; Holm-Bonferroni controls
+the family-wise error rate without the independence that other corrections assume.
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats as scipy_stats
+
+CONFIDENCE = 0.95
+_CHUNK = 1 << 22  # as rfr.aggregate: resampled values drawn at once
+
+
+def stream_seed(seed: int, *labels: str) -> np.random.SeedSequence:
+    """A reproducible random stream per label tuple (crc32 is stable across processes,
+    unlike ``hash``), so one cell's interval never depends on which other cells exist."""
+    return np.random.SeedSequence([seed, *(zlib.crc32(label.encode()) for label in labels)])
+
+
+def pooled_mean(matrix: np.ndarray) -> float:
+    """Mean of the defined (finite) values of a seeds x images matrix; NaN when none."""
+    finite = matrix[np.isfinite(matrix)]
+    return float(finite.mean()) if finite.size else math.nan
+
+
+def hierarchical_bootstrap_ci(matrix: np.ndarray | Sequence[Sequence[float]], *,
+                              resamples: int,
+                              seed: int | np.random.SeedSequence,
+                              confidence: float = CONFIDENCE) -> tuple[float, float] | None:
+    """Percentile interval of the mean of a seeds x images matrix (NaN = undefined).
+
+    Per resample: image ids drawn with replacement (shared by all seeds), then seeds drawn
+    with replacement (skipped for one seed); the statistic is the mean of the defined
+    values selected. Image columns undefined in every seed are dropped first. Returns None
+    when fewer than two values are defined (no interval exists).
+    """
+    array = np.asarray(matrix, dtype=np.float64)
+    if array.ndim != 2:
+        raise ValueError(f"expected a seeds x images matrix, got shape {array.shape}")
+    if resamples < 1 or not 0 < confidence < 1:
+        raise ValueError(f"need resamples >= 1 and 0 < confidence < 1, got {resamples}, "
+                         f"{confidence}")
+    defined = np.isfinite(array)
+    array, defined = array[:, defined.any(axis=0)], defined[:, defined.any(axis=0)]
+    if defined.sum() < 2:
+        return None
+    n_seeds, n_images = array.shape
+    values = np.where(defined, array, 0.0)
+    weights = defined.astype(np.float64)
+    rng = np.random.default_rng(seed)
+    means = np.empty(resamples)
+    chunk = max(1, _CHUNK // n_images)
+    for start in range(0, resamples, chunk):
+        stop = min(resamples, start + chunk)
+        size = stop - start
+        image_draw = rng.integers(0, n_images, size=(size, n_images))
+        if n_seeds == 1:
+            # The image bootstrap of rfr.aggregate, draw for draw.
+            sums = values[0][image_draw].sum(axis=1)
+            counts = weights[0][image_draw].sum(axis=1)
+        else:
+            offsets = (np.arange(size) * n_images)[:, None]
+            image_counts = np.bincount((image_draw + offsets).ravel(),
+                                       minlength=size * n_images).reshape(size, n_images)
+            seed_draw = rng.integers(0, n_seeds, size=(size, n_seeds))
+            offsets = (np.arange(size) * n_seeds)[:, None]
+            seed_counts = np.bincount((seed_draw + offsets).ravel(),
+                                      minlength=size * n_seeds).reshape(size, n_seeds)
+            sums = ((seed_counts @ values) * image_counts).sum(axis=1)
+            counts = ((seed_counts @ weights) * image_counts).sum(axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            means[start:stop] = sums / counts
+    tail = 100 * (1 - confidence) / 2
+    low, high = np.nanpercentile(means, [tail, 100 - tail])
+    return float(low), float(high)
+
+
+@dataclass(frozen=True)
+class PairedTest:
+    """A two-sided Wilcoxon signed-rank test of ``a - b`` over paired images.
+
+    p is None when no test exists (fewer than one non-zero difference); note says why.
+    """
+
+    p: float | None
+    statistic: float | None
+    n_pairs: int
+    mean_difference: float | None
+    note: str = ""
+
+
+def paired_values(a: Mapping[str, float], b: Mapping[str, float]) -> tuple[np.ndarray,
+                                                                            np.ndarray]:
+    """Values of the ids present and defined in both, in a's order."""
+    ids = [i for i in a if i in b and math.isfinite(a[i]) and math.isfinite(b[i])]
+    return (np.asarray([a[i] for i in ids], dtype=np.float64),
+            np.asarray([b[i] for i in ids], dtype=np.float64))
+
+
+def wilcoxon_paired(a: Mapping[str, float], b: Mapping[str, float]) -> PairedTest:
+    """Wilcoxon signed-rank test (scipy's defaults, two-sided) of a vs b paired by id."""
+    left, right = paired_values(a, b)
+    n = int(left.size)
+    if n == 0:
+        return PairedTest(None, None, 0, None, "no image has a defined value in both")
+    differences = left - right
+    mean_difference = float(differences.mean())
+    if not np.any(differences != 0):
+        return PairedTest(None, None, n, mean_difference,
+                          "identical values on every image: no test")
+    result = scipy_stats.wilcoxon(differences, alternative="two-sided")
+    p = float(result.pvalue)
+    return PairedTest(p if math.isfinite(p) else None, float(result.statistic), n,
+                      mean_difference, "" if math.isfinite(p) else "scipy returned no p")
+
+
+def holm(pvalues: Sequence[float | None]) -> list[float | None]:
+    """Holm-Bonferroni adjusted p-values, in the input order; None stays None and does not
+    count towards the family size."""
+    present = [(p, i) for i, p in enumerate(pvalues) if p is not None]
+    m = len(present)
+    adjusted: list[float | None] = [None] * len(pvalues)
+    running = 0.0
+    for rank, (p, index) in enumerate(sorted(present)):
+        running = max(running, min(1.0, (m - rank) * p))
+        adjusted[index] = running
+    return adjusted
+
+
+def seed_averaged(per_seed: Sequence[Mapping[str, float]]) -> dict[str, float]:
+    """Per image id, the mean of its defined values over the given seeds (NaN if none)."""
+    ids = list(dict.fromkeys(i for values in per_seed for i in values))
+    averaged = {}
+    for image_id in ids:
+        values = [v[image_id] for v in per_seed if image_id in v and math.isfinite(v[image_id])]
+        averaged[image_id] = sum(values) / len(values) if values else math.nan
+    return averaged
+
+
+__all__ = [
+    "CONFIDENCE",
+    "PairedTest",
+    "hierarchical_bootstrap_ci",
+    "holm",
+    "paired_values",
+    "pooled_mean",
+    "seed_averaged",
+    "stream_seed",
+    "wilcoxon_paired",
+]
