@@ -230,6 +230,17 @@ def _tracked(params: Mapping[str, Any]) -> TrackedParams:
     return params if isinstance(params, TrackedParams) else TrackedParams(params)
 
 
+def _settings(tracked: TrackedParams, section: str, run_keys: Sequence[str]) -> dict[str, Any]:
+    """A stage's settings section, which must leave the per-run keys to the pipeline."""
+    settings = tracked[section].plain()
+    clashes = sorted(set(settings) & set(run_keys))
+    if clashes:
+        raise PipelineError(f"params: {section} must not set {clashes}: the pipeline sets them "
+                            f"per run (datasets.<name>, model, the matrix's dataset, variant "
+                            f"and seed, the paths)")
+    return settings
+
+
 def dataset_config(params: Mapping[str, Any], dataset: str, split: str) -> DatasetConfig:
     """The dataset of ``datasets.<dataset>.data`` at ``split``."""
     data = _tracked(params)["datasets"][dataset]["data"]
@@ -241,11 +252,7 @@ def train_config(params: Mapping[str, Any], dataset: str, variant: str, seed: in
                  out_dir: str | Path, curves_dir: str | Path | None) -> TrainConfig:
     """Reads ``datasets.<dataset>``, ``model`` and ``train``."""
     tracked = _tracked(params)
-    train = tracked["train"].plain()
-    clashes = sorted(set(train) & set(TRAIN_RUN_KEYS))
-    if clashes:
-        raise PipelineError(f"params: train must not set {clashes}: the pipeline sets them "
-                            f"per run (datasets.<name>.schedule, model, the run's seed)")
+    train = _settings(tracked, "train", TRAIN_RUN_KEYS)
     found = load_variants()
     if variant not in found:
         raise PipelineError(f"unknown variant {variant!r}; known: {sorted(found)}")
@@ -270,11 +277,7 @@ def eval_config(params: Mapping[str, Any], dataset: str, variant: str, seed: int
                 checkpoint: str | Path, masks: str | Path, out_dir: str | Path) -> EvalConfig:
     """Reads ``datasets.<dataset>.data`` and ``evaluate``."""
     tracked = _tracked(params)
-    evaluate = tracked["evaluate"].plain()
-    clashes = sorted(set(evaluate) & set(EVAL_RUN_KEYS))
-    if clashes:
-        raise PipelineError(f"params: evaluate must not set {clashes}: the pipeline sets them "
-                            f"per run")
+    evaluate = _settings(tracked, "evaluate", EVAL_RUN_KEYS)
     data = {**tracked["datasets"][dataset]["data"].plain(), "split": "test"}
     config = {
         **evaluate,
