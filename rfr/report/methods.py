@@ -44,6 +44,8 @@ def random_vgg_warning(runs: Sequence[RunData]) -> list[str]:
     names = [run.key.name for run in runs if run.vgg_random]
     if not names:
         return []
+    if len(names) == len(runs) and len(names) > 3:
+        return [f"{RANDOM_VGG_WARNING} (all {len(names)} runs here)"]
     return [f"{RANDOM_VGG_WARNING} (runs {', '.join(names)})"]
 
 
