@@ -243,3 +243,40 @@ def test_prepare_of_a_missing_dataset_names_the_folder(tmp_path, capsys):
                  "demo-scenes", "--out", str(tmp_path / "m.json")])
     assert code == 2
     assert "demo-scenes: root" in capsys.readouterr().err
+
+
+def committed_lock() -> dict[str, Any]:
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    lock_path = ROOT / "dvc.lock"
+    if params["profile"] != "demo" or not lock_path.exists():
+        pytest.skip("this checkout is not on the committed demo profile")
+    return yaml.safe_load(lock_path.read_text())
+
+
+def test_committed_lock_covers_every_stage_of_the_demo_profile():
+    """dvc.lock on main is the demo profile's: one entry per stage, nothing stale."""
+    lock = committed_lock()
+    params = load_profile("demo")
+    expected = {f"prepare@{d}" for d in params["compare"]["datasets"]} | {
+        "masks", "recurrence", "report"}
+    for dataset, variant, seed in pipeline.runs(params):
+        group = "" if variant in params["compare"]["variants"] else "-ablation"
+        expected |= {f"train{group}@{pipeline.run_name(dataset, variant, seed)}",
+                     f"evaluate{group}@{pipeline.run_name(dataset, variant, seed)}"}
+    assert set(lock["stages"]) == expected
+
+
+def test_committed_results_are_the_ones_the_lock_records():
+    """Every committed result file (a cache: false output) has the hash dvc.lock holds,
+    so results/ is exactly what `dvc repro` produced, not an edited copy."""
+    import hashlib
+
+    checked = 0
+    for stage in committed_lock()["stages"].values():
+        for out in stage.get("outs", []):
+            path = ROOT / out["path"]
+            if not out["path"].startswith("results/") or not path.is_file():
+                continue
+            assert hashlib.md5(path.read_bytes()).hexdigest() == out["md5"], out["path"]
+            checked += 1
+    assert checked >= 150
