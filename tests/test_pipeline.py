@@ -280,3 +280,28 @@ def test_committed_results_are_the_ones_the_lock_records():
             assert hashlib.md5(path.read_bytes()).hexdigest() == out["md5"], out["path"]
             checked += 1
     assert checked >= 150
+
+
+def test_report_verb_names_a_missing_run_and_what_to_do(tmp_path, capsys):
+    params = load_profile("smoke")
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    code = main(["report", "--params", str(tmp_path / "params.yaml"), "--results",
+                 str(tmp_path / "results")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "demo-scenes-rfr-0" in err and "dvc repro" in err
+
+
+def test_recurrence_verb_reads_its_section(tmp_path, capsys, single_thread):
+    params = load_profile("smoke")
+    params["recurrence"] = {"size": 32, "per_bin": 1, "seed": 2}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    assert main(["recurrence", "--params", str(tmp_path / "params.yaml"), "--out",
+                 str(tmp_path / "rec"), "--no-progress"]) == 0
+    record = json.loads((tmp_path / "rec" / "recurrence.json").read_text())
+    assert (record["size"], record["seed"], record["iter_num"]) == (32, 2, 6)
+    params["recurrence"]["colour"] = 1
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    assert main(["recurrence", "--params", str(tmp_path / "params.yaml"), "--out",
+                 str(tmp_path / "rec")]) == 2
+    assert "recurrence must have exactly size, per_bin and seed" in capsys.readouterr().err
