@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import warnings
 from collections.abc import Sequence
@@ -199,12 +200,16 @@ def cmd_train(args: argparse.Namespace) -> int:
     from rfr.train import TrainingError, load_train_config, train
 
     if args.params is not None:
-        from rfr.pipeline import train_config
+        from rfr.pipeline import reset_stale_run, train_config
 
         if args.out is None:
             raise ConfigError("with --params, give --out (the run's folder)")
         params, dataset, variant, seed = pipeline_run(args)
         config = train_config(params, dataset, variant, seed, args.out, args.curves)
+        if int(os.environ.get("WORLD_SIZE", "1")) == 1:
+            # Under torchrun the ranks could not agree on it before their process group
+            # exists; there a stale folder makes train() resume or refuse, never mix.
+            reset_stale_run(config)
     elif args.config is not None:
         config = load_train_config(args.config, out_dir=str(args.out) if args.out else None,
                                    curves_dir=str(args.curves) if args.curves else None)

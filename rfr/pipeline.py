@@ -27,6 +27,11 @@ A profile (``profiles/<name>.yaml``; ``rfr profile NAME`` copies it to ``params.
 The full model ``rfr`` of the ablation dataset comes from the compare runs: the ablation
 dataset must be one of the compared datasets and its seeds a subset of theirs, so each
 ablation run has a full-model run with the same seed to be paired with.
+
+A training stage's run folder is a persistent DVC output, so that an interrupted
+``dvc repro`` resumes each run from its last checkpoint. When DVC reruns a stage whose run
+had finished (its code, data or params changed, or ``-f``), the run starts afresh
+instead (``reset_stale_run``).
 """
 
 from __future__ import annotations
@@ -34,7 +39,9 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import logging
 import os
+import shutil
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -44,8 +51,10 @@ import yaml
 from rfr.config import ConfigError, from_dict, load_yaml
 from rfr.data import DatasetConfig, build_dataset
 from rfr.evaluate import EvalConfig
-from rfr.train import TrainConfig
+from rfr.train import LAST_NAME, TrainConfig, comparable_config, config_differences
 from rfr.variants import load_variants, variant_config
+
+log = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PROFILES_DIR = REPO_ROOT / "profiles"
@@ -273,6 +282,38 @@ def train_config(params: Mapping[str, Any], dataset: str, variant: str, seed: in
     return from_dict(TrainConfig, config, f"train run {run_name(dataset, variant, seed)}")
 
 
+def reset_stale_run(config: TrainConfig) -> str:
+    """Make the run folder of a pipeline training stage fit for ``rfr.train.train``.
+
+    Returns "new" (no checkpoint), "resume" (an interrupted run of this very config: it
+    goes on from its last checkpoint) or "fresh" (the folder held a finished run, a run of
+    another config or an unreadable checkpoint: DVC asked for this stage to run again, so
+    the folder and the run's curves are removed and training starts over)."""
+    from rfr.checkpoint import CheckpointError, read_checkpoint
+
+    out_dir = Path(config.out_dir)
+    last = out_dir / LAST_NAME
+    if not last.exists():
+        return "new"
+    try:
+        training = read_checkpoint(last)["training"]
+        step = int(training["step"])
+        diffs = config_differences(comparable_config(training["train_config"]),
+                                   comparable_config(config))
+    except (CheckpointError, KeyError, TypeError, ValueError) as exc:
+        reason = f"its checkpoint {last} is unusable ({exc})"
+    else:
+        if not diffs and step < config.total_steps:
+            return "resume"
+        reason = (f"it holds a finished run ({step} steps)" if not diffs
+                  else f"it holds a run of another config ({'; '.join(diffs)})")
+    log.warning("starting %s afresh: %s", out_dir, reason)
+    shutil.rmtree(out_dir)
+    if config.curves_dir is not None:
+        shutil.rmtree(config.curves_dir, ignore_errors=True)
+    return "fresh"
+
+
 def eval_config(params: Mapping[str, Any], dataset: str, variant: str, seed: int,
                 checkpoint: str | Path, masks: str | Path, out_dir: str | Path) -> EvalConfig:
     """Reads ``datasets.<dataset>.data`` and ``evaluate``."""
@@ -408,6 +449,7 @@ __all__ = [
     "prepare_dataset",
     "profile_names",
     "report_params",
+    "reset_stale_run",
     "run_name",
     "runs",
     "train_config",

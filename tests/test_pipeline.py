@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import shutil
@@ -9,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 import yaml
 
 from rfr import pipeline
@@ -305,3 +307,41 @@ def test_recurrence_verb_reads_its_section(tmp_path, capsys, single_thread):
     assert main(["recurrence", "--params", str(tmp_path / "params.yaml"), "--out",
                  str(tmp_path / "rec")]) == 2
     assert "recurrence must have exactly size, per_bin and seed" in capsys.readouterr().err
+
+
+def test_rerun_of_a_finished_stage_trains_afresh_but_an_interrupted_one_resumes(
+        tmp_path, single_thread):
+    """The run folder is a persistent DVC output: an interrupted repro resumes, while a
+    stage DVC reruns (changed code, data or params, or -f) must not return the old run."""
+    from rfr.train import train
+
+    params = load_profile("smoke")
+    config = pipeline.train_config(params, "demo-scenes", "encdec", 0, tmp_path / "run",
+                                   tmp_path / "curves")
+    assert pipeline.reset_stale_run(config) == "new"
+    first = train(config)
+    (tmp_path / "run" / "marker").write_text("from the first run")
+    assert pipeline.reset_stale_run(config) == "fresh"
+    assert not (tmp_path / "run").exists() and not (tmp_path / "curves").exists()
+    again = train(config)
+    assert again.resumed_from is None
+    for name, tensor in first.model.state_dict().items():
+        assert torch.equal(tensor, again.model.state_dict()[name]), name
+
+    # an interrupted run of the same config resumes
+    interrupted = pipeline.train_config(params, "demo-scenes", "encdec", 0, tmp_path / "i",
+                                        None)
+    partial = dataclasses.replace(interrupted, checkpoint_every=1)
+
+    def stop_at_step_two(step, info):  # after step 2, before its checkpoint
+        if step == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(partial, on_step=stop_at_step_two)
+    assert pipeline.reset_stale_run(partial) == "resume"
+    assert train(partial).resumed_from == 1
+
+    # a run of another config is replaced
+    other = dataclasses.replace(partial, lr=1e-3)
+    assert pipeline.reset_stale_run(other) == "fresh"
