@@ -167,14 +167,9 @@ def _pipeline_eval_config(args: argparse.Namespace):  # -> rfr.evaluate.EvalConf
 
 
 def run_evaluation(config, no_progress: bool) -> int:  # config: rfr.evaluate.EvalConfig
-    from rfr.data import DatasetFormatError, DatasetNotFoundError
     from rfr.evaluate import evaluate
 
-    try:
-        result = evaluate(config, progress=not no_progress)
-    except (DatasetNotFoundError, DatasetFormatError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    result = evaluate(config, progress=not no_progress)
     for label, entry in result.summary["bins"].items():
         metrics = entry["metrics"]
         print(f"{label:>12}: n={entry['n_images']} "
