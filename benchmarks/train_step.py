@@ -1,20 +1,23 @@
 """Training speed of RFR-Net: seconds per step, steps/s and peak memory, fp32 and bf16.
 
 One step = the training loop's own forward and loss (``rfr.train.forward_losses``),
-backward and an Adam update, on demo-scenes images with the training masks. Each
-precision runs in a fresh process so that its peak memory is its own (CPU: peak RSS of
-the process; CUDA: torch's peak allocated memory). VGG16 is random (speed only).
+backward and its Adam update (``rfr.train.make_optimizer``), on demo-scenes images with
+the training masks. Each run is a fresh process so that its peak memory is its own (CPU:
+peak RSS of the process; CUDA: torch's peak allocated memory). VGG16 is random (speed
+only).
 
     python benchmarks/train_step.py                      # 64 x 64, batch 6, width 64, CPU
     python benchmarks/train_step.py --size 256 --steps 2 # the paper's size (slow on CPU)
     python benchmarks/train_step.py --device cuda
     python benchmarks/train_step.py --authors-repo ../RFR-Inpainting  # theirs, same inputs
+    python benchmarks/train_step.py --all-variants       # steps/s of every ablation variant
 
 With ``--authors-repo`` (a checkout of jingyuanli001/RFR-Inpainting) the authors' own
 training step (their ``RFRNetModel.forward`` + ``update_parameters``: the same loss terms
-and Adam) runs on the same batches in fp32, and speed-ups are against it. Their VGG16 is
-built with random weights too (their code asks torchvision to download ImageNet weights).
-Their code is imported from that checkout at run time; nothing of it ships here.
+and Adam) runs on the same batches in fp32, in the same environment, and speed-ups are
+against it. Their VGG16 is built with random weights too (their code asks torchvision to download
+ImageNet weights). Their code is imported from that checkout at run time; nothing of it
+ships here.
 """
 
 from __future__ import annotations
@@ -74,16 +77,22 @@ def measure(args: argparse.Namespace, precision: str) -> dict[str, float]:
     from rfr.config import LossConfig
     from rfr.data import DatasetConfig, build_dataset
     from rfr.losses import InpaintingLoss
-    from rfr.models import build_model
-    from rfr.train import TrainingSamples, forward_losses, shard_indices
+    from rfr.train import (
+        TrainConfig,
+        TrainingSamples,
+        forward_losses,
+        make_optimizer,
+        shard_indices,
+    )
+    from rfr.variants import build_variant
 
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     torch.manual_seed(0)
-    model = build_model("rfr", {"width": args.width}).to(device).train()
+    model = build_variant(args.variant, args.width).to(device).train()
     loss_fn = InpaintingLoss(LossConfig(vgg_weights="random")).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=2e-4)
+    optimizer = make_optimizer(model, TrainConfig(lr=2e-4), "train")
     samples = TrainingSamples(build_dataset(DatasetConfig(name="demo-scenes", size=args.size)),
                               seed=0, mask_kind="mixed")
     batches = []
@@ -128,17 +137,52 @@ def measure(args: argparse.Namespace, precision: str) -> dict[str, float]:
             "threads": torch.get_num_threads()}
 
 
+def run_one(args: argparse.Namespace, variant: str, precision: str,
+            repo: str | None) -> dict[str, Any] | str:
+    """One measurement in a fresh process: its figures, or the error's last line."""
+    command = [sys.executable, str(Path(__file__).resolve()), "--one", "--variant", variant,
+               "--precision", precision, "--size", str(args.size), "--batch",
+               str(args.batch), "--width", str(args.width), "--steps", str(args.steps),
+               "--warmup", str(args.warmup), "--device", args.device,
+               "--threads", str(args.threads)]
+    if repo:
+        command += ["--authors-repo", repo]
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        return (done.stderr.strip().splitlines() or ["no output"])[-1]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def print_all_variants(args: argparse.Namespace) -> None:
+    from rfr.variants import load_variants
+
+    header = "".join(f" | {p} s/step | {p} steps/s | {p} peak GB" for p in args.precision)
+    print(f"| variant{header} |")
+    print("|---" * (1 + 3 * len(args.precision)) + "|")
+    for name in load_variants():
+        cells = []
+        for precision in args.precision:
+            r = run_one(args, name, precision, None)
+            cells += (["failed: " + r, "", ""] if isinstance(r, str) else
+                      [f"{r['s_per_step']:.3f}", f"{r['steps_per_s']:.3f}", f"{r['peak_gb']:.2f}"])
+        print(f"| {name} | " + " | ".join(cells) + " |", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--batch", type=int, default=6)
     parser.add_argument("--width", type=int, default=64)
-    parser.add_argument("--steps", type=int, default=3, help="timed steps (median reported)")
-    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--steps", type=int, default=5, help="timed steps (median reported)")
+    parser.add_argument("--warmup", type=int, default=2,
+                        help="untimed first steps (allocator and oneDNN caches warm up)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     parser.add_argument("--precision", nargs="+", default=["fp32", "bf16"],
                         choices=["fp32", "bf16"])
+    parser.add_argument("--variant", default="rfr", help="an ablations/variants.yaml name")
+    parser.add_argument("--all-variants", action="store_true",
+                        help="time every variant (ours only) and print one table")
     parser.add_argument("--authors-repo", default=None,
                         help="checkout of jingyuanli001/RFR-Inpainting: time theirs too")
     parser.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
@@ -147,30 +191,26 @@ def main() -> None:
     if args.one:
         print(json.dumps(measure(args, args.precision[0])))
         return
-    print(f"RFR-Net training step: width {args.width}, {args.size}x{args.size}, batch "
+    subject = "every variant's" if args.all_variants else f"{args.variant}"
+    print(f"{subject} training step: width {args.width}, {args.size}x{args.size}, batch "
           f"{args.batch}, device {args.device}, Adam, random VGG16, median of {args.steps} "
           f"steps after {args.warmup} warm-up")
-    runs = [(precision, None) for precision in args.precision]
+    if args.all_variants:
+        print_all_variants(args)
+        return
+    runs = [(f"ours {precision}", precision, None) for precision in args.precision]
     if args.authors_repo:
-        runs.append(("fp32", args.authors_repo))
+        runs.append(("authors fp32", "fp32", args.authors_repo))
     results = {}
-    for precision, repo in runs:
-        command = [sys.executable, str(Path(__file__).resolve()), "--one",
-                   "--precision", precision, "--size", str(args.size), "--batch",
-                   str(args.batch), "--width", str(args.width), "--steps", str(args.steps),
-                   "--warmup", str(args.warmup), "--device", args.device,
-                   "--threads", str(args.threads)]
-        if repo:
-            command += ["--authors-repo", repo]
-        label = f"authors {precision}" if repo else f"ours {precision}"
-        done = subprocess.run(command, capture_output=True, text=True)
-        if done.returncode != 0:
-            print(f"  {label}: failed: {done.stderr.strip().splitlines()[-1:]}")
-            continue
-        results[label] = json.loads(done.stdout.strip().splitlines()[-1])
+    for label, precision, repo in runs:
+        result = run_one(args, args.variant, precision, repo)
+        if isinstance(result, str):
+            print(f"  {label}: failed: {result}")
+        else:
+            results[label] = result
     base = results.get("authors fp32")
     for label, r in results.items():
-        speedup = f"  {base['s_per_step'] / r['s_per_step']:.2f}x vs authors fp32" if base else ""
+        speedup = f", {base['s_per_step'] / r['s_per_step']:.2f}x vs authors fp32" if base else ""
         print(f"  {label:<13} {r['s_per_step']:.3f} s/step  {r['steps_per_s']:.3f} steps/s  "
               f"peak {r['peak_gb']:.2f} GB ({r['peak_kind']}), {r['threads']} threads, "
               f"loss {r['loss']:.4g}{speedup}")

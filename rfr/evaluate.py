@@ -355,8 +355,8 @@ def evaluate(config: EvalConfig, progress: bool = True) -> EvalResult:
                         assert isinstance(model, RFRNet)
                         output, levels = trace_known_fractions(model, masked, masks,
                                                                config.precision, device)
-                        recurrence.add(label, bin_index, indices, levels, masked, masks,
-                                       output, images, config.grid_examples)
+                        recurrence.add(label, bin_index, indices, levels, masks, output,
+                                       images, config.grid_examples)
                     else:
                         output = _run_model(model, masked, masks, config.precision, device)
                 if latency_batch is None:

@@ -22,6 +22,7 @@ from rfr.config import RFRNetConfig, from_dict
 from rfr.nn.attention import AttentionModule, AttentionState
 from rfr.nn.batchnorm import freeze_batchnorm_in
 from rfr.nn.partial_conv import PartialConv2d
+from rfr.nn.small_map_conv import SmallMapConv2d, SmallMapConvTranspose2d, cast_scope
 
 # The network downsamples by 2 (Pconv1) and then by 8 (the RFR module's encoder).
 SIZE_MULTIPLE = 16
@@ -69,7 +70,7 @@ class RFRModule(nn.Module):
             setattr(self, f"enc_{i}", _conv_bn_act(conv, channels * 2, nn.ReLU(inplace=True)))
             channels *= 2
         for i in range(4, 7):
-            conv = nn.Conv2d(deep, deep, 3, 1, 2, dilation=2, bias=False)
+            conv = SmallMapConv2d(deep, deep, 3, 1, 2, dilation=2, bias=False)
             setattr(self, f"enc_{i}", _conv_bn_act(conv, deep, nn.ReLU(inplace=True)))
         if attention != "none":
             # With one recurrence there is nothing to be consistent with: KCA's blend
@@ -77,10 +78,10 @@ class RFRModule(nn.Module):
             accumulate = attention == "kca" and iter_num > 1
             self.att = AttentionModule(deep, accumulate=accumulate)
         for i in (5, 4):
-            conv = nn.Conv2d(deep * 2, deep, 3, 1, 2, dilation=2, bias=False)
+            conv = SmallMapConv2d(deep * 2, deep, 3, 1, 2, dilation=2, bias=False)
             setattr(self, f"dec_{i}", _conv_bn_act(conv, deep, nn.LeakyReLU(0.2, inplace=True)))
         self.dec_3 = _conv_bn_act(
-            nn.ConvTranspose2d(deep * 2, deep, 4, 2, 1, bias=False), deep,
+            SmallMapConvTranspose2d(deep * 2, deep, 4, 2, 1, bias=False), deep,
             nn.LeakyReLU(0.2, inplace=True),
         )
         self.dec_2 = _conv_bn_act(
@@ -155,7 +156,8 @@ class RFRNet(nn.Module):
         check_inputs(masked_image, mask)
         height, width = masked_image.shape[-2:]
         masked_image, mask = pad_to_multiple(masked_image, mask, SIZE_MULTIPLE)
-        trace = self._forward_padded(masked_image, mask, keep_intermediates)
+        with cast_scope():  # one bf16 copy of each weight per pass, not per recurrence
+            trace = self._forward_padded(masked_image, mask, keep_intermediates)
         trace.output = trace.output[..., :height, :width]
         return trace
 

@@ -61,8 +61,7 @@ class RecurrenceRecord:
         self.tiles: list[list[Tensor]] = []
 
     def add(self, label: str, bin_index: int, indices: Sequence[int], known: Tensor,
-            masked: Tensor, masks: Tensor, output: Tensor, images: Tensor,
-            examples: int) -> None:
+            masks: Tensor, output: Tensor, images: Tensor, examples: int) -> None:
         hole = 1.0 - known.mean(dim=(2, 3, 4))  # B x (N+1)
         self.sums[label] = self.sums.get(label, 0) + hole.double().sum(dim=0)
         self.counts[label] = self.counts.get(label, 0) + hole.shape[0]
@@ -140,8 +139,8 @@ def architecture_propagation(out_dir: str | Path, *, size: int = 256, per_bin: i
             masked = image[None] * known
             with torch.inference_mode():
                 output, levels = trace_known_fractions(model, masked, known, "fp32", device)
-            record.add(format_bin(bin_index), bin_index, [slot], levels, masked, known,
-                       output, image[None], examples=1)
+            record.add(format_bin(bin_index), bin_index, [slot], levels, known, output,
+                       image[None], examples=1)
             bar.update(1)
     bar.close()
     summary = record.summary(iter_num)

@@ -385,8 +385,11 @@ def set_mode(model: nn.Module, phase: str) -> None:
 
 
 def make_optimizer(model: nn.Module, config: TrainConfig, phase: str) -> torch.optim.Adam:
+    """The authors' Adam. ``fused``: the same update in one kernel over all parameters
+    (torch's plain CPU Adam loops over them, about 4 % of a demo step)."""
     lr = config.lr if phase == "train" else config.finetune_lr
-    return torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr)
+    params = [p for p in model.parameters() if p.requires_grad]
+    return torch.optim.Adam(params, lr=lr, fused=True)
 
 
 # --- logging ------------------------------------------------------------------------------

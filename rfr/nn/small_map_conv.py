@@ -1,0 +1,199 @@
+"""Convolutions that run the RFR module's tiny feature maps through plain GEMMs.
+
+Why this exists: at the demo's 64 x 64 images the RFR module's deepest layers meet
+512-1024 channels with 4 x 4 maps, six times per training step (once per recurrence),
+and on CPU oneDNN is slow for some of those shapes (``benchmarks/conv_backward.py``
+prints the figures for every RFR-Net layer shape, so the choices can be re-checked on
+other machines):
+
+* ``SmallMapConv2d`` (the dilated ``enc_4`` to ``enc_6``, ``dec_5``, ``dec_4``): oneDNN's
+  backward-weights kernel. For the 1024 -> 512 layer, forward and backward take 21 ms
+  with it and 11 ms when the weight gradient is the input unfolded and one GEMM (2-core
+  CPU, batch 6; six such calls per step for each of the five layers). Only the weight
+  gradient changes: the forward pass is the very same ``F.conv2d`` call (outputs, and
+  the authors' checkpoints run through them, stay bit-identical) and the input gradient
+  is still autograd's own (the convolution runs on a detached weight, so autograd
+  computes the input gradient alone).
+* ``SmallMapConvTranspose2d`` (``dec_3``): under bf16 autocast, oneDNN's transposed
+  convolution from a 4 x 4 map takes 40 ms forward and backward, GEMMs plus
+  ``fold``/``unfold`` 20 ms. In fp32 oneDNN is as fast and is kept.
+
+The GEMM results equal oneDNN's up to float summation order. The paths are taken only
+on maps of at most ``SMALL_MAP_POSITIONS`` positions (oneDNN wins on larger ones, so at
+the paper's 256 x 256 nothing changes) and depend on shapes and dtypes only, never on
+timings: runs stay deterministic.
+
+Under autocast the bf16 copy of a weight is made once per ``cast_scope()`` (one forward
+pass of RFR-Net), not once per recurrence: autocast's own cache cannot be used because
+these layers pass the weight to their kernels detached or through their own autograd
+function.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+# Largest map (H x W positions: the output of a convolution, the input of a transposed
+# one) that takes a GEMM path. Measured on a 2-core AMD EPYC (Zen 4), torch 2.14, batch
+# 6: GEMMs win at 4 x 4 for these layers, lose at 8 x 8 (benchmarks/conv_backward.py).
+SMALL_MAP_POSITIONS = 16
+
+# Casts of weights to the autocast dtype made inside the current cast_scope(), by id.
+_scope_casts: dict[tuple[int, torch.dtype], Tensor] | None = None
+
+
+@contextlib.contextmanager
+def cast_scope() -> Iterator[None]:
+    """Within this block each weight is cast to the autocast dtype at most once. Weights
+    must not change inside it (one forward pass); the copies are dropped on exit."""
+    global _scope_casts
+    outer = _scope_casts
+    if outer is None:
+        _scope_casts = {}
+    try:
+        yield
+    finally:
+        _scope_casts = outer
+
+
+def _autocast_dtype(device_type: str) -> torch.dtype | None:
+    if torch.is_autocast_enabled(device_type):
+        return torch.get_autocast_dtype(device_type)
+    return None
+
+
+def _weight_in(weight: Tensor, dtype: torch.dtype | None) -> Tensor:
+    """``weight`` cast to ``dtype`` (None: as it is), once per cast_scope. The cast is
+    differentiable: as with autocast's own cache, the gradients of every use are summed
+    in ``dtype`` and cast back to the weight's dtype once."""
+    if dtype is None or dtype == weight.dtype:
+        return weight
+    key = (id(weight), dtype)
+    if _scope_casts is not None and key in _scope_casts:
+        return _scope_casts[key]
+    cast = weight.to(dtype)
+    if _scope_casts is not None:
+        _scope_casts[key] = cast
+    return cast
+
+
+class _WeightGradient(torch.autograd.Function):
+    """Identity on a convolution's output whose backward adds the weight's gradient:
+    ``w[o, i, ky, kx] = sum_{b, p} grad_out[b, o, p] * unfold(x)[b, (i, ky, kx), p]``."""
+
+    @staticmethod
+    def forward(ctx: Any, output: Tensor, x: Tensor, weight: Tensor,
+                conv: nn.Conv2d) -> Tensor:
+        ctx.save_for_backward(x)
+        ctx.geometry = conv.kernel_size, conv.dilation, conv.padding, conv.stride
+        ctx.weight_shape, ctx.weight_dtype = weight.shape, weight.dtype
+        ctx.compute_dtype = output.dtype
+        return output.view_as(output)
+
+    @staticmethod
+    def backward(ctx: Any, grad_output: Tensor) -> tuple[Tensor | None, ...]:
+        (x,) = ctx.saved_tensors
+        kernel_size, dilation, padding, stride = ctx.geometry
+        columns = F.unfold(x.to(ctx.compute_dtype), kernel_size, dilation=dilation,
+                           padding=padding, stride=stride)  # B x (I k k) x P
+        columns = columns.transpose(0, 1).reshape(columns.shape[1], -1)
+        rows = grad_output.to(ctx.compute_dtype).transpose(0, 1)
+        rows = rows.reshape(grad_output.shape[1], -1)  # O x (B P)
+        grad_weight = torch.mm(rows, columns.t()).view(ctx.weight_shape)
+        return grad_output, None, grad_weight.to(ctx.weight_dtype), None
+
+
+def output_positions(conv: nn.Conv2d, height: int, width: int) -> int:
+    """Number of output positions of ``conv`` on a ``height x width`` input."""
+    positions = 1
+    for length, k, s, p, d in zip((height, width), conv.kernel_size, conv.stride,
+                                  conv.padding, conv.dilation, strict=True):
+        positions *= (length + 2 * p - d * (k - 1) - 1) // s + 1
+    return positions
+
+
+class SmallMapConv2d(nn.Conv2d):
+    """``nn.Conv2d`` (same parameters, same state-dict keys, same forward) with the GEMM
+    weight gradient on output maps of at most ``SMALL_MAP_POSITIONS`` positions."""
+
+    def takes_gemm_path(self, x: Tensor) -> bool:
+        return (torch.is_grad_enabled() and self.weight.requires_grad
+                and self.groups == 1 and self.padding_mode == "zeros"
+                and not isinstance(self.padding, str)
+                and output_positions(self, x.shape[-2], x.shape[-1]) <= SMALL_MAP_POSITIONS)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not self.takes_gemm_path(x):
+            return super().forward(x)
+        weight = _weight_in(self.weight, _autocast_dtype(x.device.type))
+        output = F.conv2d(x, weight.detach(), self.bias, self.stride, self.padding,
+                          self.dilation)
+        return _WeightGradient.apply(output, x, weight, self)
+
+
+class _ConvTranspose2dGemm(torch.autograd.Function):
+    """Transposed convolution as ``fold(W^T @ x)``; backward ``W @ unfold(g)`` and
+    ``x @ unfold(g)^T``, all in the weight's dtype."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, weight: Tensor, conv: nn.ConvTranspose2d) -> Tensor:
+        dtype = weight.dtype
+        batch, channels, height, width = x.shape
+        x = x.to(dtype)
+        with torch.autocast(x.device.type, enabled=False):
+            columns = torch.mm(weight.reshape(channels, -1).t(),
+                               x.transpose(0, 1).reshape(channels, -1))  # (O k k) x (B P)
+            columns = columns.view(columns.shape[0], batch, height * width).transpose(0, 1)
+            size = [(n - 1) * s - 2 * p + d * (k - 1) + 1 for n, s, p, d, k in zip(
+                (height, width), conv.stride, conv.padding, conv.dilation, conv.kernel_size,
+                strict=True)]
+            # Overlapping taps are summed in fp32 at least, as oneDNN accumulates.
+            columns = columns.to(torch.promote_types(dtype, torch.float32))
+            output = F.fold(columns, size, conv.kernel_size, dilation=conv.dilation,
+                            padding=conv.padding, stride=conv.stride).to(dtype)
+        ctx.save_for_backward(x, weight)
+        ctx.conv_geometry = conv.kernel_size, conv.dilation, conv.padding, conv.stride
+        return output
+
+    @staticmethod
+    def backward(ctx: Any, grad_output: Tensor) -> tuple[Tensor | None, ...]:
+        x, weight = ctx.saved_tensors
+        kernel_size, dilation, padding, stride = ctx.conv_geometry
+        batch, channels, height, width = x.shape
+        with torch.autocast(x.device.type, enabled=False):
+            columns = F.unfold(grad_output.to(x.dtype), kernel_size, dilation=dilation,
+                               padding=padding, stride=stride)  # B x (O k k) x P
+            columns = columns.transpose(0, 1).reshape(columns.shape[1], -1)
+            grad_x = grad_weight = None
+            if ctx.needs_input_grad[0]:
+                grad_x = torch.mm(weight.reshape(channels, -1), columns)
+                grad_x = grad_x.view(channels, batch, height, width).transpose(0, 1)
+            if ctx.needs_input_grad[1]:
+                grad_weight = torch.mm(x.transpose(0, 1).reshape(channels, -1), columns.t())
+                grad_weight = grad_weight.view(weight.shape)
+        return grad_x, grad_weight, None
+
+
+class SmallMapConvTranspose2d(nn.ConvTranspose2d):
+    """``nn.ConvTranspose2d`` (same parameters, same state-dict keys) that, under bf16 or
+    fp16 autocast, computes through GEMMs when its *input* map has at most
+    ``SMALL_MAP_POSITIONS`` positions; in fp32 it is ``nn.ConvTranspose2d`` exactly."""
+
+    def takes_gemm_path(self, x: Tensor) -> bool:
+        dtype = _autocast_dtype(x.device.type)
+        return (dtype in (torch.bfloat16, torch.float16) and self.bias is None
+                and self.groups == 1 and self.padding_mode == "zeros"
+                and not any(self.output_padding)
+                and x.shape[-2] * x.shape[-1] <= SMALL_MAP_POSITIONS)
+
+    def forward(self, x: Tensor, output_size: list[int] | None = None) -> Tensor:
+        if output_size is not None or not self.takes_gemm_path(x):
+            return super().forward(x, output_size)
+        weight = _weight_in(self.weight, _autocast_dtype(x.device.type))
+        return _ConvTranspose2dGemm.apply(x, weight, self)
