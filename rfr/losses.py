@@ -136,19 +136,21 @@ class InpaintingLoss(nn.Module):
     def features(
         self, target: Tensor, output: Tensor, comp: Tensor
     ) -> tuple[list[Tensor], list[Tensor], list[Tensor]]:
-        """VGG features of target, output and comp from one pass over their concatenation
-        (one launch per layer instead of three); target's are detached, it is ground truth.
+        """VGG features of target, output and comp: the target's in a pass without
+        autograd (it is ground truth), output and comp together in one batched pass.
 
-        Same numbers as three passes. One pass also runs identical images through the same
-        kernels, so a perfect prediction gets zero perceptual and style loss rather than
-        algorithm-dependent rounding noise. Trade-off: autograd keeps the target's share of
-        the activations too (about a third of VGG's, small next to RFR-Net's own).
+        Keeping the target out of the autograd pass saves its share of the backward (about
+        a third of VGG's) and of the kept activations. A perfect prediction still gets
+        exactly zero perceptual and style loss: the convolution kernels compute each image
+        of a batch the same way whatever the batch size
+        (``tests/test_losses.py::test_perfect_prediction_gives_exactly_zero``).
         """
         batch = output.shape[0]
-        feats = self.vgg(torch.cat([target.detach(), output, comp], dim=0))
-        target_feats = [f[:batch].detach() for f in feats]
-        output_feats = [f[batch : 2 * batch] for f in feats]
-        comp_feats = [f[2 * batch :] for f in feats]
+        with torch.no_grad():
+            target_feats = self.vgg(target.detach())
+        feats = self.vgg(torch.cat([output, comp], dim=0))
+        output_feats = [f[:batch] for f in feats]
+        comp_feats = [f[batch:] for f in feats]
         return target_feats, output_feats, comp_feats
 
 
