@@ -71,6 +71,7 @@ def test_gemm_path_is_not_taken_on_larger_maps_or_without_gradients(dilated):
     assert not dilated.takes_gemm_path(torch.randn(1, 48, 8, 8))  # 64 output positions
     with torch.no_grad():
         assert not dilated.takes_gemm_path(torch.randn(1, 48, 4, 4))
+    assert not dilated.takes_gemm_path(torch.empty(1, 48, 4, 4, device="meta"))  # CPU only
     strided = SmallMapConv2d(8, 8, 3, 2, 1)
     assert strided.takes_gemm_path(torch.randn(1, 8, 8, 8))  # 8x8 in, 4x4 out
     assert not strided.takes_gemm_path(torch.randn(1, 8, 10, 10))  # 5x5 out
@@ -118,6 +119,7 @@ def test_transposed_conv_under_bf16_takes_the_gemm_path_within_bf16_rounding(tra
     with torch.autocast("cpu", dtype=torch.bfloat16):
         assert transposed.takes_gemm_path(x)
         assert not transposed.takes_gemm_path(torch.randn(2, 64, 8, 8))
+        assert not transposed.takes_gemm_path(torch.empty(2, 64, 4, 4, device="meta"))
     ours = forward_backward(transposed, x, bf16=True)
     plain = forward_backward(plain_transposed(transposed), x, bf16=True)
     exact = forward_backward(plain_transposed(transposed), x)  # fp32 reference

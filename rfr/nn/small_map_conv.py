@@ -19,6 +19,7 @@ other machines):
   ``fold``/``unfold`` 20 ms. In fp32 oneDNN is as fast and is kept.
 
 The GEMM results equal oneDNN's up to float summation order. The paths are taken only
+on the CPU (other devices keep torch's own kernels: nothing was measured there), only
 on maps of at most ``SMALL_MAP_POSITIONS`` positions (oneDNN wins on larger ones, so at
 the paper's 256 x 256 nothing changes) and depend on shapes and dtypes only, never on
 timings: runs stay deterministic.
@@ -123,9 +124,9 @@ class SmallMapConv2d(nn.Conv2d):
     weight gradient on output maps of at most ``SMALL_MAP_POSITIONS`` positions."""
 
     def takes_gemm_path(self, x: Tensor) -> bool:
-        return (torch.is_grad_enabled() and self.weight.requires_grad
-                and self.groups == 1 and self.padding_mode == "zeros"
-                and not isinstance(self.padding, str)
+        return (x.device.type == "cpu" and torch.is_grad_enabled()
+                and self.weight.requires_grad and self.groups == 1
+                and self.padding_mode == "zeros" and not isinstance(self.padding, str)
                 and output_positions(self, x.shape[-2], x.shape[-1]) <= SMALL_MAP_POSITIONS)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -186,9 +187,10 @@ class SmallMapConvTranspose2d(nn.ConvTranspose2d):
     ``SMALL_MAP_POSITIONS`` positions; in fp32 it is ``nn.ConvTranspose2d`` exactly."""
 
     def takes_gemm_path(self, x: Tensor) -> bool:
-        dtype = _autocast_dtype(x.device.type)
-        return (dtype in (torch.bfloat16, torch.float16) and self.bias is None
-                and self.groups == 1 and self.padding_mode == "zeros"
+        if x.device.type != "cpu":
+            return False
+        return (_autocast_dtype("cpu") in (torch.bfloat16, torch.float16)
+                and self.bias is None and self.groups == 1 and self.padding_mode == "zeros"
                 and not any(self.output_padding)
                 and x.shape[-2] * x.shape[-1] <= SMALL_MAP_POSITIONS)
 
