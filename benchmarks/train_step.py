@@ -15,9 +15,9 @@ only).
 With ``--authors-repo`` (a checkout of jingyuanli001/RFR-Inpainting) the authors' own
 training step (their ``RFRNetModel.forward`` + ``update_parameters``: the same loss terms
 and Adam) runs on the same batches in fp32, in the same environment, and speed-ups are
-against it. Their VGG16 is built with random weights too (their code asks torchvision to download
-ImageNet weights). Their code is imported from that checkout at run time; nothing of it
-ships here.
+against it. Their VGG16 is built with random weights too (their code asks torchvision to
+download ImageNet weights). Their code is imported from that checkout at run time;
+nothing of it ships here.
 """
 
 from __future__ import annotations
