@@ -8,9 +8,14 @@ for widths 64, 32, 16 and 8 in ``tests/test_baselines.py``):
 * encoder: ``levels`` stride-2 partial convolutions (kernels 7, 5, 5, 3; channels ``w, 2w,
   4w, 8w``), ReLU, BatchNorm except after the first; with the default 4 levels the
   deepest features are at 1/16 of the input, as in RFR-Net's RFR module;
-* bottleneck: ``blocks`` residual blocks ``x + ReLU(BN(conv3x3_dilation2(x)))`` at ``8w``
-  channels (RFR-Net's dilated convolutions, but each with its own weights and run once
-  instead of a shared module run ``iter_num`` times); the mask passes through unchanged;
+* bottleneck: ``blocks`` residual blocks ``x + ReLU(BN(pconv3x3_dilation2(x, m)))`` at
+  ``8w`` channels (RFR-Net's dilated convolutions, but each with its own weights and run
+  once instead of a shared module run ``iter_num`` times). Each is a *partial*
+  convolution, so the mask grows by the dilation (2 positions at 1/16 of the input) per
+  block, 22 positions with the default 11 blocks. An earlier version passed the mask
+  through unchanged: the first decoder layer then multiplied the bottleneck by the
+  encoder's mask, and every hole pixel beyond the encoder's reach came out exactly 0 (at
+  256x256, 35 % of a centred 192 px square; ``tests/test_reach.py``);
 * decoder: as in PConv U-Net (``baselines.pconv``): nearest upsampling of features and
   mask, concatenation with the skip (the input image and its mask are the last), 3 x 3
   partial convolutions, BatchNorm and LeakyReLU 0.2; the last layer outputs 3 channels
@@ -31,6 +36,7 @@ from torch import Tensor, nn
 from baselines.pconv import PartialConvUNet, encoder_channels
 from rfr.config import check_int, from_dict
 from rfr.nn.batchnorm import freeze_batchnorm_in
+from rfr.nn.partial_conv import PartialConv2d
 
 
 @dataclass(frozen=True)
@@ -56,13 +62,26 @@ class EncDecConfig:
 
 
 class DilatedResidualBlock(nn.Module):
+    """``(x, m) -> (x + ReLU(BN(pconv(x, m))), m')``: a residual block that carries the mask,
+    so that features it fills count as known for the decoder."""
+
     def __init__(self, channels: int) -> None:
         super().__init__()
-        self.conv = nn.Conv2d(channels, channels, 3, 1, 2, dilation=2, bias=False)
+        self.conv = PartialConv2d(channels, channels, 3, 1, 2, dilation=2, bias=False)
         self.bn = nn.BatchNorm2d(channels)
 
-    def forward(self, x: Tensor) -> Tensor:
-        return x + F.relu(self.bn(self.conv(x)))
+    def forward(self, x: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+        y, updated = self.conv(x, mask)
+        return x + F.relu(self.bn(y)), updated
+
+
+class MaskedBlocks(nn.ModuleList):
+    """Blocks run in order on ``(features, mask)`` (``nn.Sequential`` passes one value)."""
+
+    def forward(self, x: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+        for block in self:
+            x, mask = block(x, mask)
+        return x, mask
 
 
 class EncoderDecoder(PartialConvUNet):
@@ -71,7 +90,7 @@ class EncoderDecoder(PartialConvUNet):
     def __init__(self, config: EncDecConfig | None = None) -> None:
         config = config or EncDecConfig()
         deep = encoder_channels(config.width, config.levels)[-1]
-        bottleneck = nn.Sequential(*(DilatedResidualBlock(deep) for _ in range(config.blocks)))
+        bottleneck = MaskedBlocks(DilatedResidualBlock(deep) for _ in range(config.blocks))
         super().__init__(config.width, config.levels, bottleneck)
         self.config = config
 

@@ -92,7 +92,8 @@ def _expand(mask: Tensor, channels: int) -> Tensor:
 
 class PartialConvUNet(nn.Module):
     """A partial-convolution U-Net: Liu et al.'s encoder and decoder around an optional
-    ``bottleneck`` at the deepest level (identity for PConv). The one-shot encoder-decoder
+    ``bottleneck`` at the deepest level (none for PConv): a module ``(features, mask) ->
+    (features, mask)`` that must update the mask for what it fills. The one-shot encoder-decoder
     baseline is this network with residual blocks there, so both share one forward.
 
     ``model(masked_image, mask) -> raw output``, the suite's forward contract.
@@ -110,7 +111,7 @@ class PartialConvUNet(nn.Module):
             conv = PartialConv2d(in_ch, out_ch, k, 2, k // 2, bias=first)
             self.encoder.append(PConvLayer(conv, bn=not first, act=nn.ReLU(inplace=True)))
             in_ch = out_ch
-        self.bottleneck = bottleneck if bottleneck is not None else nn.Identity()
+        self.bottleneck = bottleneck
         # decoder[j] produces level L-2-j's size; its skip is encoder level L-2-j (or the
         # input image for the last one).
         self.decoder = nn.ModuleList()
@@ -135,7 +136,8 @@ class PartialConvUNet(nn.Module):
             features.append(x)
             masks.append(m)
         x, m = features.pop(), masks.pop()
-        x = self.bottleneck(x)
+        if self.bottleneck is not None:
+            x, m = self.bottleneck(x, m)
         for layer in self.decoder:
             skip, skip_mask = features.pop(), masks.pop()
             x = F.interpolate(x, scale_factor=2.0, mode="nearest")

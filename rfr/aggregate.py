@@ -35,11 +35,11 @@ from typing import Any
 
 import numpy as np
 
+from rfr.eval_config import DEFAULT_RESAMPLES
 from rfr.metrics import HIGHER_IS_BETTER, DatasetMetricResult, MetricResult
 
 FORMAT = "rfr-bench per-bin metrics v1"
 UNAVAILABLE_CELL = "unavailable"
-DEFAULT_RESAMPLES = 2000
 DEFAULT_CONFIDENCE = 0.95
 DEFAULT_SEED = 0
 _BOOTSTRAP_CHUNK = 1 << 22  # resampled values drawn at once (32 MiB of indices)

@@ -44,8 +44,10 @@ def cmd_inpaint(args: argparse.Namespace) -> int:
     from rfr.checkpoint import load_checkpoint
     from rfr.image_io import check_writable_image_path, read_image, read_mask, write_image
     from rfr.inpaint import inpaint
+    from rfr.precision import check_precision
 
     check_writable_image_path(args.out)
+    check_precision(args.precision, "cpu")  # before the checkpoint is read
     model = load_checkpoint(args.checkpoint)
     image = read_image(args.image)
     with warnings.catch_warnings(record=True) as caught:

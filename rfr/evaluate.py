@@ -43,9 +43,9 @@ import logging
 import statistics
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any, Literal
+from typing import Any
 
 import torch
 import torchvision
@@ -53,16 +53,15 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 from rfr.aggregate import (
-    DEFAULT_RESAMPLES,
     MetricTable,
     summarize,
     write_bins_json,
     write_per_image_csv,
 )
-from rfr.config import ConfigError, check_int, check_literal, from_dict, load_yaml, to_dict
-from rfr.data import IMAGE_EXTENSIONS, DatasetConfig, build_dataset, iter_batches, make_loader
+from rfr.config import ConfigError, to_dict
+from rfr.data import IMAGE_EXTENSIONS, build_dataset, iter_batches, make_loader
+from rfr.eval_config import EvalConfig, load_eval_config  # re-exported
 from rfr.image_io import ImageReadError, read_image, with_white_holes, write_image
-from rfr.inpaint import precision_context
 from rfr.masks import (
     NVIDIA_BINS,
     MaskEntry,
@@ -74,6 +73,7 @@ from rfr.masks import (
 )
 from rfr.metrics import FIDAccumulator, image_metrics, load_inception, load_lpips
 from rfr.models import RFRNet, composite, count_parameters
+from rfr.precision import Precision, check_precision, precision_context
 from rfr.recurrence import RecurrenceRecord, trace_known_fractions, write_recurrence
 
 log = logging.getLogger(__name__)
@@ -86,76 +86,10 @@ PREDICTIONS_DIR = "predictions"
 GRID_PADDING = 2
 EVAL_FORMAT = "rfr-bench evaluation v1"
 
-Precision = Literal["fp32", "bf16"]
 
 
 class PredictionError(ImageReadError):
     """A predictions folder lacks a file, or a file cannot be used; names the file."""
-
-
-@dataclass(frozen=True)
-class EvalConfig:
-    """What to score, on which images and holes, and where to write the results.
-
-    Fields:
-        checkpoint: this suite's or the authors' checkpoint (exactly one of checkpoint
-            and predictions).
-        predictions: a folder of another method's outputs (see the module doc's naming
-            scheme).
-        dataset: the test images (``split`` should be "test"; ``size`` is S).
-        masks: a mask bank folder written by ``rfr masks`` (manifest.csv + PNGs). Masks of
-            another size are resized (nearest) to S, with a warning.
-        out_dir: where the CSVs, JSON and grid go.
-        batch_size: images per forward pass.
-        limit: images per bin (the first ``limit`` of the split); None = all.
-        precision: "fp32" or "bf16" (autocast) for the model's forward passes.
-        seed: seed of the bootstrap confidence intervals.
-        grid_examples: images per bin in examples.png (0 = no grid).
-        device: where the model runs ("cpu", "cuda"); metrics are computed on the CPU.
-        latency_batches: timed forward passes (after one warm-up) for ms/image.
-        resamples: bootstrap resamples per (bin, metric).
-        lpips_weights / inception_weights: explicit weight files; None = torch hub cache;
-            when absent the metric is recorded as unavailable with the reason.
-        save_predictions: also write the composites to ``out_dir/predictions``.
-        num_workers: DataLoader workers.
-        run: what the pipeline calls this run ({"name", "dataset", "variant", "seed"});
-            copied into metrics.json so that a report can find its runs by content.
-        recurrence: for RFR-Net models, record how the feature-level hole shrinks across
-            the recurrences (``recurrence.json``, ``recurrence.png``).
-    """
-
-    checkpoint: str | None = None
-    predictions: str | None = None
-    dataset: DatasetConfig = field(default_factory=lambda: DatasetConfig(split="test"))
-    masks: str = "data/masks"
-    out_dir: str = "results/eval"
-    batch_size: int = 8
-    limit: int | None = None
-    precision: Precision = "fp32"
-    seed: int = 0
-    grid_examples: int = 4
-    device: str = "cpu"
-    latency_batches: int = 3
-    resamples: int = DEFAULT_RESAMPLES
-    lpips_weights: str | None = None
-    inception_weights: str | None = None
-    save_predictions: bool = False
-    num_workers: int = 0
-    run: dict[str, Any] | None = None
-    recurrence: bool = True
-
-    def __post_init__(self) -> None:
-        check_literal(self, "precision")
-        if (self.checkpoint is None) == (self.predictions is None):
-            raise ConfigError("give exactly one of checkpoint (a model to run) and predictions "
-                              "(a folder of another method's outputs)")
-        for name in ("batch_size", "latency_batches", "resamples"):
-            check_int(self, name, 1)
-        for name in ("grid_examples", "num_workers"):
-            check_int(self, name, 0)
-        check_int(self, "limit", 1, optional=True)
-        if not isinstance(self.dataset, DatasetConfig):
-            raise ConfigError(f"dataset must be a DatasetConfig, got {type(self.dataset)}")
 
 
 @dataclass(frozen=True)
@@ -169,11 +103,6 @@ class EvalResult:
     grid: Path | None
     predictions_dir: Path | None
     summary: dict[str, Any]
-
-
-def load_eval_config(path: str | Path) -> EvalConfig:
-    """An EvalConfig from a YAML mapping (unknown keys are errors)."""
-    return from_dict(EvalConfig, load_yaml(path), str(path))
 
 
 def bin_folder(bin_index: int) -> str:
@@ -258,6 +187,8 @@ def measure_latency(model: nn.Module, masked: Tensor, mask: Tensor, precision: P
 
 def evaluate(config: EvalConfig, progress: bool = True) -> EvalResult:
     """Score ``config.checkpoint`` or ``config.predictions``; write the outputs."""
+    if config.checkpoint is not None:  # before any data is read
+        check_precision(config.precision, torch.device(config.device).type)
     out_dir = Path(config.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     dataset_config = config.dataset

@@ -9,29 +9,14 @@ every known pixel of the original at full resolution.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
-from typing import Literal
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rfr.models import composite
+from rfr.precision import Precision, precision_context  # re-exported: older imports
 
-Precision = Literal["fp32", "bf16"]
-
-
-@contextlib.contextmanager
-def precision_context(precision: Precision, device_type: str = "cpu") -> Iterator[None]:
-    """fp32 runs as is; bf16 is autocast (weights stay fp32, matmuls and convs in bf16)."""
-    if precision == "fp32":
-        yield
-    elif precision == "bf16":
-        with torch.autocast(device_type, dtype=torch.bfloat16):
-            yield
-    else:
-        raise ValueError(f"precision must be 'fp32' or 'bf16', got {precision!r}")
+__all__ = ["Precision", "inpaint", "precision_context"]
 
 
 @torch.inference_mode()

@@ -19,6 +19,7 @@ A profile (``profiles/<name>.yaml``; ``rfr profile NAME`` copies it to ``params.
     ablation: {dataset: demo-scenes, variants: [rfr_no_kca, ...], seeds: [0, 1]}
     model:    {width: 16}                              # shared by every variant
     train:    {batch_size: 6, lr: 2.0e-4, ..., loss: {vgg_weights: random}}
+    runtime:  {checkpoint_every: 25, keep_checkpoints: 1}  # untracked: changes no number
     masks:    {per_bin: 16, size: 64, seed: 0}
     evaluate: {batch_size: 16, ...}                    # EvalConfig fields
     recurrence: {size: 256, per_bin: 8, seed: 0}       # hole shrinking of the architecture
@@ -50,8 +51,14 @@ import yaml
 
 from rfr.config import ConfigError, from_dict, load_yaml
 from rfr.data import DatasetConfig, build_dataset
-from rfr.evaluate import EvalConfig
-from rfr.train import LAST_NAME, TrainConfig, comparable_config, config_differences
+from rfr.eval_config import EvalConfig
+from rfr.train_config import (
+    LAST_NAME,
+    RUNTIME_FIELDS,
+    TrainConfig,
+    comparable_config,
+    config_differences,
+)
 from rfr.variants import load_variants, variant_config
 
 log = logging.getLogger(__name__)
@@ -66,6 +73,9 @@ PATH_KEYS = ("data", "runs", "results")
 # Datasets read from a folder the user provides (the demo sets ship with scikit-image).
 DATASETS_WITH_ROOT = ("celeba", "paris", "places2", "folder")
 # Set by the pipeline for every run; not profile settings.
+# The section of knobs that cannot change any number (rfr/train_config.py states the
+# rule): the train and evaluate stages read it untracked, and no stage declares it.
+RUNTIME_SECTION = "runtime"
 TRAIN_RUN_KEYS = ("model", "model_config", "dataset", "steps", "finetune_steps", "seed",
                   "out_dir", "curves_dir")
 EVAL_RUN_KEYS = ("checkpoint", "predictions", "dataset", "masks", "out_dir", "run")
@@ -118,6 +128,14 @@ class TrackedParams(Mapping[str, Any]):
         self.read.add(self._prefix.rstrip("."))
         return json.loads(json.dumps(self._data))
 
+    def untracked(self, key: str) -> dict[str, Any]:
+        """Section ``key`` as plain data, *not* recorded: only for the runtime section,
+        whose knobs cannot change a number (so no stage may declare it); {} if absent."""
+        if key != RUNTIME_SECTION:
+            raise PipelineError(f"params: only {RUNTIME_SECTION!r} may be read untracked, "
+                                f"not {key!r}")
+        return json.loads(json.dumps(self._data.get(key) or {}))
+
 
 def _section(params: Mapping[str, Any], name: str, source: str) -> Any:
     if name not in params:
@@ -151,13 +169,18 @@ def validate_params(params: Mapping[str, Any], source: str = PARAMS_FILE,
         where = f"{source}: datasets.{key}"
         if not isinstance(entry, Mapping) or set(entry) != {"data", "schedule"}:
             raise PipelineError(f"{where} must have exactly the keys data and schedule")
+        if not isinstance(entry["data"], Mapping):
+            raise PipelineError(f"{where}.data must be a mapping of DatasetConfig fields")
         if "split" in entry["data"]:
             raise PipelineError(f"{where}.data must not set split (train and test are "
                                 f"chosen by the stage)")
-        from_dict(DatasetConfig, {**entry["data"], "split": "train"}, f"{where}.data")
+        from_dict(DatasetConfig, {**entry["data"], "split": "train"}, source,
+                  path=f"datasets.{key}.data")
         schedule = entry["schedule"]
         if not isinstance(schedule, Mapping) or set(schedule) != {"steps", "finetune_steps"}:
             raise PipelineError(f"{where}.schedule must have exactly steps and finetune_steps")
+        # The schedule's keys are TrainConfig fields of every run on this dataset.
+        from_dict(TrainConfig, schedule, source, path=f"datasets.{key}.schedule")
     known_variants = load_variants()
     compare = params["compare"]
     ablation = params["ablation"]
@@ -192,8 +215,103 @@ def validate_params(params: Mapping[str, Any], source: str = PARAMS_FILE,
         raise PipelineError(f"{source}: ablation.seeds {missing_seeds} are not in "
                             f"compare.seeds {compare['seeds']}; the full model needs a run "
                             f"with every ablation seed")
+    models = {known_variants[name].model for name in [*compare["variants"],
+                                                       *ablation["variants"]]}
+    _check_runtime_section(params, source)
+    _check_run_section(params, "train", TrainConfig, TRAIN_RUN_KEYS, {}, source)
+    _check_run_section(params, "evaluate", EvalConfig, EVAL_RUN_KEYS,
+                       {"checkpoint": "<the run's checkpoint>"}, source)
+    _check_model_section(params["model"], sorted(models), source)
+    _check_masks_section(params["masks"], source)
     if check_roots:
         check_dataset_roots(params, source)
+
+
+def _check_run_section(params: Mapping[str, Any], section: str, cls: type,
+                       run_keys: Sequence[str], placeholders: Mapping[str, Any],
+                       source: str) -> None:
+    """Type-check a settings section that ``train_config``/``eval_config`` merge into
+    every run's ``cls``, at load, with the section's own keys in the message.
+
+    The check is the dataclass's (``from_dict``: known keys, each value against its
+    field's hint, then ``__post_init__``), so it follows the dataclass without a key list
+    here. The per-run keys are the pipeline's (a clash is refused as it would be at the
+    stage); ``placeholders`` stand in for the run keys the dataclass needs to be
+    constructible (an EvalConfig needs a checkpoint)."""
+    settings = params[section]
+    if not isinstance(settings, Mapping):
+        raise PipelineError(f"{source}: {section} must be a mapping of {cls.__name__} "
+                            f"fields, got {settings!r}")
+    clashes = sorted(set(settings) & set(run_keys))
+    if clashes:
+        raise PipelineError(f"{source}: {section} must not set {clashes}: the pipeline sets "
+                            f"them per run (datasets.<name>, model, the matrix's dataset, "
+                            f"variant and seed, the paths)")
+    from_dict(cls, {**placeholders, **settings}, source, path=section)
+
+
+def _check_runtime_section(params: Mapping[str, Any], source: str) -> None:
+    """``runtime`` (optional) holds only the knobs that cannot change a number, and no
+    tracked section holds any of them: otherwise toggling a progress bar would retrain
+    every run (rfr/train_config.py states the rule)."""
+    runtime = params.get(RUNTIME_SECTION) or {}
+    if not isinstance(runtime, Mapping):
+        raise PipelineError(f"{source}: {RUNTIME_SECTION} must be a mapping of "
+                            f"{list(RUNTIME_FIELDS)}, got {runtime!r}")
+    unknown = sorted(set(runtime) - set(RUNTIME_FIELDS))
+    if unknown:
+        raise PipelineError(
+            f"{source}: {RUNTIME_SECTION}: {unknown} cannot go here: the section holds only "
+            f"knobs that cannot change any number ({list(RUNTIME_FIELDS)}), because no "
+            f"stage tracks it; put the others in their tracked section")
+    from_dict(TrainConfig, dict(runtime), source, path=RUNTIME_SECTION)
+    for section in ("train", "evaluate"):
+        misplaced = sorted(set(params.get(section) or {}) & set(RUNTIME_FIELDS))
+        if misplaced:
+            raise PipelineError(
+                f"{source}: {section}: {misplaced} cannot change any number, so they belong "
+                f"under {RUNTIME_SECTION}: (untracked); in {section} DVC would rerun every "
+                f"run when one is toggled (see rfr/train_config.py)")
+
+
+def _check_model_section(model: Any, models: Sequence[str], source: str) -> None:
+    """The model section is shared by every variant the profile runs, so each of its keys
+    must fit the config dataclass of each of those models that has it (and be a field of
+    at least one, so a typo is not silently ignored)."""
+    from rfr.variants import config_classes
+
+    if not isinstance(model, Mapping):
+        raise PipelineError(f"{source}: model must be a mapping, got {model!r}")
+    classes = [config_classes()[name] for name in models]
+    fields = {cls: {f.name for f in dataclasses.fields(cls)} for cls in classes}
+    known = set().union(*fields.values())
+    unknown = sorted(set(model) - known)
+    if unknown:
+        raise PipelineError(f"{source}: model: unknown key(s) {unknown}; known keys (fields "
+                            f"of the configs of {list(models)}): {sorted(known)}")
+    for cls in classes:
+        from_dict(cls, {k: v for k, v in model.items() if k in fields[cls]}, source,
+                  path="model")
+
+
+def _check_masks_section(masks: Any, source: str) -> None:
+    """The masks section is the arguments of ``rfr masks`` (dvc.yaml interpolates each),
+    i.e. of ``rfr.masks.write_mask_bank`` but its out_dir: exactly those keys, each of the
+    type of its parameter, so a bad value fails at load rather than in the masks stage."""
+    import inspect
+    from typing import get_type_hints
+
+    from rfr.config import check_type
+    from rfr.masks import write_mask_bank
+
+    names = [name for name in inspect.signature(write_mask_bank).parameters
+             if name != "out_dir"]
+    if not isinstance(masks, Mapping) or set(masks) != set(names):
+        got = sorted(masks) if isinstance(masks, Mapping) else masks
+        raise PipelineError(f"{source}: masks must have exactly the keys {names}, got {got!r}")
+    hints = get_type_hints(write_mask_bank)
+    for name in names:
+        check_type(masks[name], hints[name], f"masks.{name}", source)
 
 
 def check_dataset_roots(params: Mapping[str, Any], source: str = PARAMS_FILE) -> None:
@@ -270,6 +388,7 @@ def train_config(params: Mapping[str, Any], dataset: str, variant: str, seed: in
     data = {**tracked["datasets"][dataset]["data"].plain(), "split": "train"}
     config = {
         **train,
+        **tracked.untracked(RUNTIME_SECTION),
         "model": found[variant].model,
         "model_config": variant_config(found[variant], width),
         "dataset": data,
@@ -320,8 +439,10 @@ def eval_config(params: Mapping[str, Any], dataset: str, variant: str, seed: int
     tracked = _tracked(params)
     evaluate = _settings(tracked, "evaluate", EVAL_RUN_KEYS)
     data = {**tracked["datasets"][dataset]["data"].plain(), "split": "test"}
+    runtime = tracked.untracked(RUNTIME_SECTION)
     config = {
         **evaluate,
+        **{key: runtime[key] for key in ("num_workers",) if key in runtime},
         "checkpoint": str(checkpoint),
         "dataset": data,
         "masks": str(masks),

@@ -41,10 +41,10 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
@@ -53,33 +53,29 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
 from rfr.checkpoint import CheckpointError, read_checkpoint, save_checkpoint
-from rfr.config import (
-    ConfigError,
-    LossConfig,
-    check_int,
-    check_literal,
-    from_dict,
-    load_yaml,
-    to_dict,
-)
-from rfr.data import DatasetConfig, ImageDataset, build_dataset
+from rfr.config import to_dict
+from rfr.data import ImageDataset, build_dataset
 from rfr.data.transforms import preprocess, sample_rng
-from rfr.inpaint import precision_context
 from rfr.losses import InpaintingLoss
-from rfr.masks import MASK_KINDS, generate_mask, to_known_mask
+from rfr.masks import generate_mask, to_known_mask
 from rfr.models import build_model, count_parameters
+from rfr.precision import check_precision, precision_context
+from rfr.train_config import (  # re-exported: the run's config lives in its own module
+    CHECKPOINT_DIR,
+    LAST_NAME,
+    RESUME_FREE_KEYS,
+    RUNTIME_FIELDS,
+    TrainConfig,
+    comparable_config,
+    config_differences,
+    load_train_config,
+)
 
 log = logging.getLogger("rfr.train")
 
-Precision = Literal["fp32", "bf16"]
-CHECKPOINT_DIR = "checkpoints"
-LAST_NAME = "last.pth"
 # Leading word of the data-order stream (cf. rfr.data.transforms.DATA_STREAM).
 ORDER_STREAM = 0x5246524F  # "RFRO"
 STEP_STREAM = 0x52465253  # "RFRS"
-# Keys that may change between a run and its resume without changing the result.
-RESUME_FREE_KEYS = ("out_dir", "num_workers", "checkpoint_every", "keep_checkpoints",
-                    "device", "progress", "curves_dir")
 
 
 class TrainingError(RuntimeError):
@@ -88,88 +84,6 @@ class TrainingError(RuntimeError):
 
 class DivergedError(TrainingError):
     """A loss term became NaN or infinite; the last good checkpoint is kept."""
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Fields:
-        model: a key of ``rfr.models.MODEL_BUILDERS`` ("rfr").
-        model_config: that model's config mapping (e.g. {"width": 8}).
-        dataset: the training images (``DatasetConfig``; its ``size`` is the image size).
-        loss: loss weights and ``vgg_weights`` ("imagenet" | path | "random"; random is
-            for tests and smoke runs and is recorded in run.json and the checkpoints).
-        batch_size: images per step *per process* (global batch = batch_size x world size).
-        steps: phase 1 steps (Adam at ``lr``).
-        finetune_steps: phase 2 steps (fresh Adam at ``finetune_lr``, BatchNorm frozen).
-        lr, finetune_lr: the authors' 2e-4 and 5e-5.
-        checkpoint_every: write a checkpoint every N steps (and always at the end).
-        keep_checkpoints: keep the newest K step checkpoints (0 keeps all).
-        seed: seeds model init, data order, masks and per-step RNG.
-        mask_kind: training masks, ``rfr.masks.generate_mask`` kind ("mixed").
-        out_dir: where checkpoints, logs and curves go; a run resumes from its last.pth.
-        precision: "fp32" or "bf16" (autocast for forward and loss; opt-in).
-        num_workers: DataLoader workers (does not change the result).
-        device: "auto" (CUDA when available, else CPU), "cpu", "cuda", "cuda:1", ...
-        progress: show a tqdm progress bar (rank 0).
-        curves_dir: where the dvclive curves and the training summary (``metrics.json``:
-            last loss terms, wall time, steps/s, parameters, VGG source) go; None =
-            ``out_dir/dvclive``. The pipeline keeps them apart from the checkpoints so that
-            they can be committed while the checkpoints stay in the DVC cache.
-    """
-
-    model: str = "rfr"
-    model_config: dict[str, Any] = field(default_factory=dict)
-    dataset: DatasetConfig = field(default_factory=DatasetConfig)
-    loss: LossConfig = field(default_factory=LossConfig)
-    batch_size: int = 6
-    steps: int = 1000
-    finetune_steps: int = 0
-    lr: float = 2e-4
-    finetune_lr: float = 5e-5
-    checkpoint_every: int = 500
-    keep_checkpoints: int = 3
-    seed: int = 0
-    mask_kind: str = "mixed"
-    out_dir: str = "runs/train"
-    precision: Precision = "fp32"
-    num_workers: int = 0
-    device: str = "auto"
-    progress: bool = True
-    curves_dir: str | None = None
-
-    def __post_init__(self) -> None:
-        check_literal(self, "precision")
-        for name in ("batch_size", "checkpoint_every"):
-            check_int(self, name, 1)
-        for name in ("steps", "finetune_steps", "keep_checkpoints", "num_workers"):
-            check_int(self, name, 0)
-        if self.steps + self.finetune_steps < 1:
-            raise ConfigError("steps + finetune_steps must be at least 1")
-        for name in ("lr", "finetune_lr"):
-            value = getattr(self, name)
-            if not isinstance(value, int | float) or not value > 0:
-                raise ConfigError(f"{name} must be a positive number, got {value!r}")
-        check_int(self, "seed", 0, 2**32 - 1)
-        if self.mask_kind not in MASK_KINDS:
-            raise ConfigError(f"mask_kind must be one of {list(MASK_KINDS)}, "
-                              f"got {self.mask_kind!r}")
-        if not isinstance(self.model_config, Mapping):
-            raise ConfigError(f"model_config must be a mapping, got {self.model_config!r}")
-
-    @property
-    def total_steps(self) -> int:
-        return self.steps + self.finetune_steps
-
-    def phase(self, step: int) -> str:
-        """Phase of the step that starts after ``step`` completed steps."""
-        return "train" if step < self.steps else "finetune"
-
-
-def load_train_config(path: str | Path, **overrides: Any) -> TrainConfig:
-    """A TrainConfig from YAML (unknown keys are errors), with top-level overrides."""
-    data = load_yaml(path)
-    data.update({k: v for k, v in overrides.items() if v is not None})
-    return from_dict(TrainConfig, data, str(path))
 
 
 @dataclass
@@ -328,23 +242,6 @@ def link_last(out_dir: Path, target: Path) -> Path:
     return last
 
 
-def comparable_config(config: TrainConfig | Mapping[str, Any]) -> dict[str, Any]:
-    data = to_dict(config) if not isinstance(config, Mapping) else dict(config)
-    return {k: v for k, v in data.items() if k not in RESUME_FREE_KEYS}
-
-
-def config_differences(saved: Mapping[str, Any], current: Mapping[str, Any],
-                       prefix: str = "") -> list[str]:
-    diffs = []
-    for key in sorted(set(saved) | set(current)):
-        a, b = saved.get(key, "<absent>"), current.get(key, "<absent>")
-        if isinstance(a, Mapping) and isinstance(b, Mapping):
-            diffs += config_differences(a, b, f"{prefix}{key}.")
-        elif a != b:
-            diffs.append(f"{prefix}{key}: checkpoint {a!r}, now {b!r}")
-    return diffs
-
-
 def read_resume_state(out_dir: Path, config: TrainConfig, world_size: int) -> dict | None:
     last = out_dir / LAST_NAME
     if not last.exists():
@@ -472,6 +369,7 @@ def train(config: TrainConfig, on_step: StepCallback | None = None) -> TrainResu
     handler = None
     live = None
     try:
+        check_precision(config.precision, info.device.type)  # before anything is built
         if info.is_main:
             out_dir.mkdir(parents=True, exist_ok=True)
             handler = add_file_log(out_dir)
@@ -599,7 +497,9 @@ def forward_losses(net: nn.Module, loss_fn: nn.Module, image: Tensor, mask: Tens
     the loss terms compare its raw output with the image. bf16 = autocast (opt-in)."""
     with precision_context(precision, image.device.type):
         output = net(image * mask, mask)
-        return loss_fn(output.float(), image, mask)
+        # bf16 outputs go to float32 for the loss; float64 (the faithfulness tests) stays.
+        return loss_fn(output.to(torch.promote_types(output.dtype, torch.float32)), image,
+                       mask)
 
 
 def check_finite(terms: Mapping[str, Tensor], step: int, info: DistInfo,
@@ -699,11 +599,17 @@ def run_metadata(config: TrainConfig, info: DistInfo, vgg: Mapping[str, Any],
 
 
 __all__ = [
+    "CHECKPOINT_DIR",
+    "LAST_NAME",
+    "RESUME_FREE_KEYS",
+    "RUNTIME_FIELDS",
     "DivergedError",
     "TrainConfig",
     "TrainResult",
     "TrainingError",
     "TrainingSamples",
+    "comparable_config",
+    "config_differences",
     "epoch_order",
     "forward_losses",
     "load_train_config",

@@ -100,6 +100,7 @@ def test_attention_module_keeps_the_released_parameter_names():
     assert names == ["att.ratio", "combiner.weight", "combiner.bias"]
 
 
+@pytest.mark.native_bf16
 def test_bf16_autocast_runs_and_stays_close(inputs):
     features, mask, _, _ = inputs
     att = PatchAttention()

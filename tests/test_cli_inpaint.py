@@ -172,6 +172,7 @@ def recipe_checkpoint(path: Path, width: int = 8, seed: int = 0) -> Path:
     return save_authors_checkpoint(path, model.state_dict())
 
 
+@pytest.mark.native_bf16
 @pytest.mark.parametrize("weights", ["seeded-init", "recipe"])
 def test_bf16_close_to_fp32_in_holes_only(
     case: Case, capsys: pytest.CaptureFixture[str], weights: str

@@ -299,13 +299,18 @@ def test_centre_crop_is_exact(tmp_path: Path) -> None:
     assert torch.equal(other[1]["image"], dataset[1]["image"])
 
 
-def test_centre_crop_then_resize_matches_pil_bilinear(tmp_path: Path) -> None:
+def test_centre_crop_then_resize_matches_the_authors_pil_default(tmp_path: Path) -> None:
+    """The authors resize uint8 RGB with ``Image.resize(size)`` and no filter argument:
+    Pillow's default, BICUBIC. Bilinear would be a visibly different image."""
     array = pixels(3, 40, 60)
     save(tmp_path / "a.png", array)
-    image = build("folder", tmp_path, "test", size=S)[0]["image"]
+    image = build("folder", tmp_path, "test", size=S)[0]["image"].permute(1, 2, 0).numpy()
     crop = Image.fromarray(array[:, 10:50])
-    expected = np.asarray(crop.resize((S, S), Image.Resampling.BILINEAR), np.float32) / 255
-    assert float(np.abs(image.permute(1, 2, 0).numpy() - expected).max()) <= 1 / 255
+    authors = np.asarray(crop.resize((S, S)), np.float32) / 255
+    assert float(np.abs(image - authors).max()) <= 1 / 255
+    bilinear = np.asarray(crop.resize((S, S), Image.Resampling.BILINEAR), np.float32) / 255
+    assert float(np.abs(image - bilinear).max()) > 4 / 255
+    assert image.min() >= 0 and image.max() <= 1  # bicubic overshoot is clipped
 
 
 def test_train_transform_on_a_small_image_crops_the_short_side(tmp_path: Path) -> None:

@@ -217,6 +217,7 @@ def test_cli_evaluate(setup: dict, monkeypatch: pytest.MonkeyPatch, capsys) -> N
     assert "predictions folder not found" in capsys.readouterr().err
 
 
+@pytest.mark.native_bf16
 def test_bf16_runs(setup: dict, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TORCH_HOME", str(setup["root"] / "torch_home"))
     result = evaluate(config(setup, "bf16", checkpoint=str(setup["suite"]), limit=1,

@@ -206,6 +206,7 @@ def test_registry_builds_by_name_from_plain_config():
         build_model("rfr", {"widht": 8})
 
 
+@pytest.mark.native_bf16
 def test_bf16_autocast_forward_and_backward():
     torch.manual_seed(0)
     model = RFRNet(RFRNetConfig(width=16)).train()

@@ -90,6 +90,7 @@ def test_weight_gradient_matches_finite_differences_in_float64():
     assert torch.autograd.gradcheck(function, (x, weight))
 
 
+@pytest.mark.native_bf16
 def test_dilated_conv_under_bf16_autocast_matches_autocasts_own_path(dilated):
     x = torch.randn(3, 48, 4, 4)
     ours = forward_backward(dilated, x, bf16=True)
@@ -114,6 +115,7 @@ def test_transposed_conv_is_torchs_own_in_fp32(transposed):
         assert torch.equal(a, b)
 
 
+@pytest.mark.native_bf16
 def test_transposed_conv_under_bf16_takes_the_gemm_path_within_bf16_rounding(transposed):
     x = torch.randn(2, 64, 4, 4)
     with torch.autocast("cpu", dtype=torch.bfloat16):

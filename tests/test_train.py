@@ -81,7 +81,7 @@ def test_data_and_masks_depend_only_on_seed_and_sample(tmp_path):
 
     config = tiny(tmp_path)
     samples = TrainingSamples(build_dataset(config.dataset), config.seed, config.mask_kind)
-    a, b = samples[13], TrainingSamples(build_dataset(config.dataset), 0, "mixed")[13]
+    a, b = samples[13], TrainingSamples(build_dataset(config.dataset), 0, "strokes")[13]
     assert torch.equal(a["image"], b["image"]) and torch.equal(a["mask"], b["mask"])
     assert 0 < float(a["mask"].mean()) < 1
     # one epoch visits every item once

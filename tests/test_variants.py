@@ -79,7 +79,7 @@ def test_unknown_model_key_or_variant_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"variant 'x'.*unknown key.*iters.*iter_num"):
         load_variants(bad_key)
     bad_value = _write(tmp_path, "variants:\n  x: {model: rfr, delta: {attention: full}}\n")
-    with pytest.raises(ConfigError, match=r"variant 'x'.*attention must be one of"):
+    with pytest.raises(ConfigError, match=r"variant 'x'.*attention: expected one of"):
         load_variants(bad_value)
     bad_entry = _write(tmp_path, "variants:\n  x: {model: rfr, detla: {}}\n")
     with pytest.raises(ConfigError, match=r"unknown key.*detla"):

@@ -5,12 +5,14 @@ side; otherwise a random square crop whose side is drawn uniformly from [S, shor
 then a resize to S x S, then a horizontal flip with probability 0.5.
 Test: the centre square crop of the short side, then a resize to S x S.
 
-Resizing is PIL's ``BILINEAR`` filter. Pillow widens the filter's support by the scale
-factor when it shrinks, so downscaling averages every covered pixel (area-like, no
-aliasing); upscaling is plain bilinear interpolation. That is what the authors'
-``scipy.misc.imresize`` calls on uint8 images. The suite resizes float32 channels (PIL
-mode "F") instead of uint8, so 16-bit sources keep their precision and no second 8-bit
-rounding happens: results match an 8-bit resize to within 1/255.
+Resizing is PIL's ``BICUBIC`` filter: at the cited commit the authors' ``Dataset.resize``
+calls ``Image.fromarray(img).resize(size=...)`` with no filter, which is Pillow's default
+for RGB images, BICUBIC (their ``scipy.misc.imresize`` line, which would have been
+bilinear, is commented out). Pillow widens the filter's support by the scale factor when
+it shrinks, so downscaling is anti-aliased. The suite resizes float32 channels (PIL mode
+"F") instead of uint8, so 16-bit sources keep their precision and no second 8-bit
+rounding happens; bicubic overshoot is clipped to [0, 1], as the uint8 resize clips it to
+[0, 255]. Results match the authors' 8-bit resize to within 1/255.
 
 Two deliberate differences from the authors' code, both documented in docs/datasets.md:
 every random draw comes from ``sample_rng(seed, epoch, index)`` instead of Python's and
@@ -34,6 +36,8 @@ from rfr.image_io import pil_to_array
 # coincides with a mask stream default_rng([seed, index]) (rfr.masks): NumPy's SeedSequence
 # pads short entropy with zeros, so [s, k] and [s, k, 0] would otherwise be the same.
 DATA_STREAM = 0x52465244  # "RFRD"
+# The authors' filter: Pillow's default for RGB in ``Image.resize`` (dataset.py, Dataset.resize).
+RESIZE_FILTER = Image.Resampling.BICUBIC
 
 
 def sample_rng(seed: int, epoch: int, index: int) -> np.random.Generator:
@@ -81,19 +85,19 @@ def centre_plan(width: int, height: int) -> CropPlan:
 
 
 def resize_square(array: np.ndarray, size: int) -> np.ndarray:
-    """H x W x 3 float32 -> size x size x 3 with PIL bilinear (area-like when shrinking),
+    """H x W x 3 float32 -> size x size x 3 with PIL bicubic (anti-aliased when shrinking),
     channel by channel in float so no precision is lost; exact when no resize is needed."""
     if array.shape[:2] == (size, size):
         return array
     channels = [
         np.asarray(
             Image.fromarray(np.ascontiguousarray(array[..., c])).resize(
-                (size, size), Image.Resampling.BILINEAR
+                (size, size), RESIZE_FILTER
             )
         )
         for c in range(array.shape[2])
     ]
-    # Bilinear weights are a convex combination; the clip only removes float rounding.
+    # Bicubic weights can be negative: the clip removes the overshoot at sharp edges.
     return np.clip(np.stack(channels, axis=2), 0.0, 1.0).astype(np.float32, copy=False)
 
 

@@ -30,6 +30,7 @@ from rfr.report.grid import ExamplesGrid, read_examples
 from rfr.report.inputs import REPRO_HINT, RunData, RunKey, load_runs, read_curve, read_json
 from rfr.report.methods import bin_labels, methods_table, random_vgg_warning
 from rfr.report.published import Published, load_published
+from rfr.report.reach import reach_table
 from rfr.report.settings import FULL_MODEL, ReportSettings, parse_settings
 from rfr.report.studies import Study, derive_studies
 from rfr.report.summaries import Summarizer
@@ -286,6 +287,12 @@ def write_report(params: Mapping[str, Any], results_dir: str | Path) -> ReportRe
                                            warnings))
     architecture = results_dir / ARCHITECTURE_RECURRENCE_DIR
     if (architecture / "recurrence.json").is_file():
+        record = read_json(architecture / "recurrence.json", "rfr recurrence")
+        if isinstance(record.get("reach"), Mapping):
+            tables.append(reach_table(record["reach"], architecture / "recurrence.json"))
+        else:
+            warnings.append(f"{architecture / 'recurrence.json'} has no 'reach' record: "
+                            f"reach table skipped; {REPRO_HINT}")
         jobs.append(_recurrence_figure(architecture / "recurrence.json",
                                        architecture / "recurrence.png",
                                        "released architecture, untrained: masks do not "
