@@ -87,7 +87,6 @@ GRID_PADDING = 2
 EVAL_FORMAT = "rfr-bench evaluation v1"
 
 
-
 class PredictionError(ImageReadError):
     """A predictions folder lacks a file, or a file cannot be used; names the file."""
 

@@ -242,11 +242,7 @@ def _check_run_section(params: Mapping[str, Any], section: str, cls: type,
     if not isinstance(settings, Mapping):
         raise PipelineError(f"{source}: {section} must be a mapping of {cls.__name__} "
                             f"fields, got {settings!r}")
-    clashes = sorted(set(settings) & set(run_keys))
-    if clashes:
-        raise PipelineError(f"{source}: {section} must not set {clashes}: the pipeline sets "
-                            f"them per run (datasets.<name>, model, the matrix's dataset, "
-                            f"variant and seed, the paths)")
+    _refuse_run_keys(settings, section, run_keys, source)
     from_dict(cls, {**placeholders, **settings}, source, path=section)
 
 
@@ -360,12 +356,18 @@ def _tracked(params: Mapping[str, Any]) -> TrackedParams:
 def _settings(tracked: TrackedParams, section: str, run_keys: Sequence[str]) -> dict[str, Any]:
     """A stage's settings section, which must leave the per-run keys to the pipeline."""
     settings = tracked[section].plain()
+    _refuse_run_keys(settings, section, run_keys, "params")
+    return settings
+
+
+def _refuse_run_keys(settings: Mapping[str, Any], section: str, run_keys: Sequence[str],
+                     source: str) -> None:
+    """A settings section must leave the per-run keys to the pipeline."""
     clashes = sorted(set(settings) & set(run_keys))
     if clashes:
-        raise PipelineError(f"params: {section} must not set {clashes}: the pipeline sets them "
-                            f"per run (datasets.<name>, model, the matrix's dataset, variant "
-                            f"and seed, the paths)")
-    return settings
+        raise PipelineError(f"{source}: {section} must not set {clashes}: the pipeline sets "
+                            f"them per run (datasets.<name>, model, the matrix's dataset, "
+                            f"variant and seed, the paths)")
 
 
 def dataset_config(params: Mapping[str, Any], dataset: str, split: str) -> DatasetConfig:

@@ -24,10 +24,12 @@ derived from one architecture's mask arithmetic:
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Iterable, Sequence
 
 import torch
 from torch import Tensor, nn
+from tqdm import tqdm
 
 # Side of the centred square holes measured beside the mask bank, as fractions of the
 # image side (the issue that introduced this module asked up to 75 %).
@@ -42,8 +44,7 @@ def structural_copy(model: nn.Module, dtype: torch.dtype = torch.float64) -> nn.
         for module in twin.modules():
             if isinstance(module, nn.modules.conv._ConvNd):
                 fan_in = module.weight[0].numel() if not module.transposed else (
-                    module.in_channels * module.weight[0, 0].numel()
-                    / max(1, int(torch.tensor(module.stride).prod())))
+                    module.in_channels * module.weight[0, 0].numel() / math.prod(module.stride))
                 module.weight.fill_(1.0 / fan_in)
                 if module.bias is not None:
                     module.bias.zero_()
@@ -102,11 +103,12 @@ def unreached_share(unreached: Tensor, mask: Tensor) -> list[float]:
 
 
 def reach_summary(models: dict[str, nn.Module], masks: Tensor, labels: Sequence[str],
-                  **kwargs: object) -> dict[str, dict[str, dict[str, float | int]]]:
+                  progress: bool = False, **kwargs: object
+                  ) -> dict[str, dict[str, dict[str, float | int]]]:
     """{model: {label: {"mean", "max", "n_masks"}}}: the unreached share of the hole per
     group of masks (``labels[i]`` names the group of mask ``i``, e.g. its bin)."""
     summary: dict[str, dict[str, dict[str, float | int]]] = {}
-    for name, model in models.items():
+    for name, model in tqdm(models.items(), desc="reach", unit="model", disable=not progress):
         shares = unreached_share(unreached_pixels(model, masks, **kwargs), masks)
         groups: dict[str, list[float]] = {}
         for label, share in zip(labels, shares, strict=True):

@@ -140,12 +140,9 @@ def architecture_reach(rfr_model: RFRNet, size: int, per_bin: int, seed: int,
         if name != "rfr":
             torch.manual_seed(seed)
             models[name] = build_model(name, {"width": rfr_model.config.width})
-    shares = {}
-    for name in tqdm(models, desc="reach", unit="model", disable=not progress):
-        shares.update(reach_summary({name: models[name]}, masks, labels))
     return {
         "definition": REACH_DEFINITION, "size": size, "groups": list(dict.fromkeys(labels)),
-        "models": shares,
+        "models": reach_summary(models, masks, labels, progress=progress),
     }
 
 
