@@ -263,6 +263,16 @@ def cmd_profile(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_rehearsal_data(args: argparse.Namespace) -> int:
+    from rfr.rehearsal_data import write_rehearsal_layouts
+
+    roots = write_rehearsal_layouts(args.out)
+    flags = " ".join(f"--root {name}={root}" for name, root in roots.items())
+    print(f"wrote {', '.join(str(root) for root in roots.values())}; now run: "
+          f"rfr profile rehearsal {flags}")
+    return 0
+
+
 def cmd_recurrence(args: argparse.Namespace) -> int:
     from rfr.config import RFRNetConfig
     from rfr.pipeline import load_params, recurrence_settings
@@ -402,12 +412,23 @@ def build_parser() -> argparse.ArgumentParser:
     p = verbs.add_parser(
         "profile", help="switch the pipeline's profile: write params.yaml from profiles/NAME"
     )
-    p.add_argument("name", nargs="?", help="demo, smoke or paper (none: list them)")
+    p.add_argument("name", nargs="?",
+                   help="demo, smoke, paper or rehearsal (none: list them)")
     p.add_argument("--root", action="append", default=[], metavar="DATASET=FOLDER",
-                   help="a dataset's folder (paper profile: celeba, paris, places2)")
+                   help="a dataset's folder (paper and rehearsal profiles: celeba, paris, "
+                        "places2)")
     p.add_argument("--params", type=Path, default=Path("params.yaml"),
                    help="file to write (default: params.yaml)")
     p.set_defaults(func=cmd_profile)
+
+    p = verbs.add_parser(
+        "rehearsal-data", help="write CelebA, Paris StreetView and Places2 in their "
+                               "published layouts from scikit-image's photos (the rehearsal "
+                               "profile's data)"
+    )
+    p.add_argument("--out", type=Path, required=True,
+                   help="folder for celeba/, paris/ and places2/")
+    p.set_defaults(func=cmd_rehearsal_data)
 
     p = verbs.add_parser(
         "recurrence", help="pipeline: how the released architecture's hole shrinks per "

@@ -25,6 +25,10 @@ A profile (``profiles/<name>.yaml``; ``rfr profile NAME`` copies it to ``params.
     recurrence: {size: 256, per_bin: 8, seed: 0}       # hole shrinking of the architecture
     report:   {published: results/published.yaml, ...}
 
+A derived profile (``profiles/rehearsal.yaml``) names a base and the dotted keys it
+changes (``derived_from: paper``, ``changes: {train.batch_size: 1, ...}``); it can only
+change keys its base has (``resolve_derived``), so it runs the base's very matrix.
+
 The full model ``rfr`` of the ablation dataset comes from the compare runs: the ablation
 dataset must be one of the compared datasets and its seeds a subset of theirs, so each
 ablation run has a full-model run with the same seed to be paired with.
@@ -76,6 +80,9 @@ DATASETS_WITH_ROOT = ("celeba", "paris", "places2", "folder")
 # The section of knobs that cannot change any number (rfr/train_config.py states the
 # rule): the train and evaluate stages read it untracked, and no stage declares it.
 RUNTIME_SECTION = "runtime"
+# A derived profile: its base's params with the listed dotted keys replaced.
+DERIVED_FROM = "derived_from"
+CHANGES = "changes"
 TRAIN_RUN_KEYS = ("model", "model_config", "dataset", "steps", "finetune_steps", "seed",
                   "out_dir", "curves_dir")
 EVAL_RUN_KEYS = ("checkpoint", "predictions", "dataset", "masks", "out_dir", "run")
@@ -330,8 +337,9 @@ def check_dataset_roots(params: Mapping[str, Any], source: str = PARAMS_FILE) ->
 
 
 def load_params(path: str | Path = PARAMS_FILE, check_roots: bool = True) -> dict[str, Any]:
-    """Read and validate a profile (``params.yaml`` or ``profiles/<name>.yaml``)."""
-    params = load_yaml(path)
+    """Read and validate a profile (``params.yaml`` or ``profiles/<name>.yaml``; a derived
+    profile is resolved against its base first)."""
+    params = resolve_derived(load_yaml(path), str(path))
     validate_params(params, str(path), check_roots=check_roots)
     return params
 
@@ -522,6 +530,67 @@ def profile_names() -> list[str]:
     return sorted(path.stem for path in PROFILES_DIR.glob("*.yaml"))
 
 
+def flatten(params: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{dotted key: leaf value}; a list is a leaf (a profile never changes half a list)."""
+    flat: dict[str, Any] = {}
+    for key, value in params.items():
+        if isinstance(value, Mapping) and value:
+            flat.update(flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def resolve_derived(params: Mapping[str, Any], source: str) -> dict[str, Any]:
+    """A derived profile (``derived_from: BASE`` and ``changes: {dotted.key: value}``) as
+    the full params: BASE with exactly those leaves replaced and ``profile`` renamed.
+
+    A change may only replace a leaf BASE has, never add a key or a section, so the
+    derived profile runs the very stages, variants, seeds and settings of its base except
+    for the listed keys, and cannot drift from it when the base changes. Any other
+    profile is returned as it is."""
+    if DERIVED_FROM not in params:
+        return dict(params)
+    extra = sorted(set(params) - {"profile", DERIVED_FROM, CHANGES})
+    if extra:
+        raise PipelineError(f"{source}: a derived profile has only profile, {DERIVED_FROM} "
+                            f"and {CHANGES}; move {extra} into {CHANGES} as dotted keys")
+    base_name = params[DERIVED_FROM]
+    base_path = PROFILES_DIR / f"{base_name}.yaml"
+    if not base_path.is_file():
+        raise PipelineError(f"{source}: {DERIVED_FROM}: unknown profile {base_name!r}; "
+                            f"known: {profile_names()}")
+    base = load_yaml(base_path)
+    if DERIVED_FROM in base:
+        raise PipelineError(f"{source}: {DERIVED_FROM} {base_name!r} is itself derived; "
+                            f"derive from a full profile")
+    resolved = json.loads(json.dumps(base))
+    base_leaves = flatten(base)
+    changes = params.get(CHANGES) or {}
+    if not isinstance(changes, Mapping):
+        raise PipelineError(f"{source}: {CHANGES} must map dotted keys to values")
+    for key, value in changes.items():
+        if key not in base_leaves or key == "profile":
+            raise PipelineError(f"{source}: {CHANGES}: {key!r} is not a setting of profile "
+                                f"{base_name!r} (a derived profile only changes existing "
+                                f"keys; their dotted names: rfr.pipeline.flatten)")
+        *parents, leaf = key.split(".")
+        section = resolved
+        for part in parents:
+            section = section[part]
+        section[leaf] = json.loads(json.dumps(value))
+    resolved["profile"] = params.get("profile", base_name)
+    return resolved
+
+
+def read_profile(name: str) -> dict[str, Any]:
+    """``profiles/<name>.yaml`` as params.yaml will hold it (a derived one resolved)."""
+    source = PROFILES_DIR / f"{name}.yaml"
+    if not source.is_file():
+        raise PipelineError(f"unknown profile {name!r}; known: {profile_names()}")
+    return resolve_derived(load_yaml(source), str(source))
+
+
 def parse_roots(pairs: Sequence[str]) -> dict[str, str]:
     """``["celeba=/data/celeba", ...]`` -> {"celeba": "/data/celeba"}."""
     roots = {}
@@ -537,17 +606,16 @@ def use_profile(name: str, roots: Mapping[str, str] | None = None,
                 dest: str | Path = PARAMS_FILE) -> Path:
     """Write ``profiles/<name>.yaml`` to ``dest`` (params.yaml), with dataset roots filled
     in, after checking it: a missing root fails here, before any stage runs."""
+    params = read_profile(name)
     source = PROFILES_DIR / f"{name}.yaml"
-    if not source.is_file():
-        raise PipelineError(f"unknown profile {name!r}; known: {profile_names()}")
     text = source.read_text()
-    params = yaml.safe_load(text)
+    derived = DERIVED_FROM in yaml.safe_load(text)
     roots = dict(roots or {})
     unknown = sorted(set(roots) - set(params["datasets"]))
     if unknown:
         raise PipelineError(f"--root for {unknown}: profile {name!r} has the datasets "
                             f"{sorted(params['datasets'])}")
-    if roots:
+    if roots or derived:
         for key, folder in roots.items():
             params["datasets"][key]["data"]["root"] = str(Path(folder).expanduser())
         header = "".join(line + "\n" for line in text.splitlines()
@@ -570,7 +638,10 @@ __all__ = [
     "eval_config",
     "load_params",
     "prepare_dataset",
+    "flatten",
     "profile_names",
+    "read_profile",
+    "resolve_derived",
     "report_params",
     "reset_stale_run",
     "run_name",

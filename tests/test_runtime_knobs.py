@@ -40,7 +40,7 @@ def test_no_stage_declares_the_runtime_section_or_a_runtime_key():
 
 @pytest.mark.parametrize("profile", PROFILES)
 def test_runtime_knobs_reach_the_run_without_being_recorded_as_read(profile, tmp_path):
-    params = yaml.safe_load((ROOT / "profiles" / f"{profile}.yaml").read_text())
+    params = pipeline.read_profile(profile)
     assert not set(params["train"]) & set(RUNTIME_FIELDS), "runtime knobs belong in runtime:"
     tracked = TrackedParams(params)
     dataset = params["compare"]["datasets"][0]
