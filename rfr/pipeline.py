@@ -583,11 +583,17 @@ def resolve_derived(params: Mapping[str, Any], source: str) -> dict[str, Any]:
     return resolved
 
 
-def read_profile(name: str) -> dict[str, Any]:
-    """``profiles/<name>.yaml`` as params.yaml will hold it (a derived one resolved)."""
+def profile_path(name: str) -> Path:
+    """``profiles/<name>.yaml``, or PipelineError listing the known profiles."""
     source = PROFILES_DIR / f"{name}.yaml"
     if not source.is_file():
         raise PipelineError(f"unknown profile {name!r}; known: {profile_names()}")
+    return source
+
+
+def read_profile(name: str) -> dict[str, Any]:
+    """``profiles/<name>.yaml`` as params.yaml will hold it (a derived one resolved)."""
+    source = profile_path(name)
     return resolve_derived(load_yaml(source), str(source))
 
 
@@ -606,10 +612,11 @@ def use_profile(name: str, roots: Mapping[str, str] | None = None,
                 dest: str | Path = PARAMS_FILE) -> Path:
     """Write ``profiles/<name>.yaml`` to ``dest`` (params.yaml), with dataset roots filled
     in, after checking it: a missing root fails here, before any stage runs."""
-    params = read_profile(name)
-    source = PROFILES_DIR / f"{name}.yaml"
+    source = profile_path(name)
     text = source.read_text()
-    derived = DERIVED_FROM in yaml.safe_load(text)
+    raw = yaml.safe_load(text)
+    params = resolve_derived(raw, str(source))
+    derived = DERIVED_FROM in raw
     roots = dict(roots or {})
     unknown = sorted(set(roots) - set(params["datasets"]))
     if unknown:
@@ -636,10 +643,11 @@ __all__ = [
     "check_dataset_roots",
     "dataset_config",
     "eval_config",
+    "flatten",
     "load_params",
     "prepare_dataset",
-    "flatten",
     "profile_names",
+    "profile_path",
     "read_profile",
     "resolve_derived",
     "report_params",
