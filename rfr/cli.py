@@ -193,6 +193,30 @@ def pipeline_run(args: argparse.Namespace) -> tuple[dict, str, str, int]:
     return load_params(args.params), args.dataset, args.variant, args.run_seed
 
 
+def rerun_under_torchrun(args: argparse.Namespace, gpus: int) -> int:
+    """Run this very `rfr train` command again as ``gpus`` processes under torchrun (one
+    machine), and return torchrun's exit status. So a DVC stage command stays ``rfr
+    train ...`` and the tracked ``train.gpus`` decides how many ranks it uses. The
+    command is rebuilt from ``args`` (every flag of the train verb), since ``main`` may
+    have been given another argv than ``sys.argv``."""
+    import shlex
+    import subprocess
+
+    flags = (("--config", "config"), ("--out", "out"), ("--curves", "curves"),
+             ("--params", "params"), ("--dataset", "dataset"), ("--variant", "variant"),
+             ("--run-seed", "run_seed"))
+    argv = ["-v"] if getattr(args, "verbose", False) else []
+    argv.append("train")
+    for flag, key in flags:
+        value = getattr(args, key, None)
+        if value is not None:
+            argv += [flag, str(value)]
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+               f"--nproc-per-node={gpus}", "-m", "rfr.cli", *argv]
+    log.info("gpus %d: running %s", gpus, shlex.join(command))
+    return subprocess.run(command, check=False).returncode
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from rfr.train import TrainingError, load_train_config, train
 
@@ -212,6 +236,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                                    curves_dir=str(args.curves) if args.curves else None)
     else:
         raise ConfigError("train needs --config FILE, or --params params.yaml with a run")
+    if config.gpus > 1 and "WORLD_SIZE" not in os.environ:
+        return rerun_under_torchrun(args, config.gpus)
     try:
         result = train(config)
     except TrainingError as exc:
@@ -221,6 +247,13 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"trained {result.step} steps in {result.seconds:.1f} s; final checkpoint "
               f"{result.checkpoint}; logs and curves in {result.out_dir}")
     return 0
+
+
+def cmd_launch(args: argparse.Namespace) -> int:
+    from rfr.launch import launch
+    from rfr.launch.command import config_from_args
+
+    return launch(config_from_args(args))
 
 
 def cmd_variants(args: argparse.Namespace) -> int:
@@ -446,6 +479,49 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--results", type=Path, required=True,
                    help="results folder (metrics/ and train/ in, tables/ and figures/ out)")
     p.set_defaults(func=cmd_report)
+
+    p = verbs.add_parser(
+        "launch", help="run the pipeline's out-of-date trainings and evaluations in parallel "
+                       "(local GPUs/CPU workers or a SLURM array), then dvc repro the rest"
+    )
+    p.add_argument("--config", type=Path,
+                   help="YAML mapping onto rfr.launch.LaunchConfig (flags override its keys)")
+    p.add_argument("--backend", choices=("local", "slurm"))
+    p.add_argument("--gpus", help="local: GPU ids, comma-separated (one worker per train.gpus "
+                                  "of them)")
+    p.add_argument("--workers", type=positive_int, help="local, no GPUs: CPU worker processes")
+    p.add_argument("--threads-per-worker", type=positive_int,
+                   help="CPU threads per local worker (default: cores / workers)")
+    p.add_argument("--params", help="profile to plan (default params.yaml; another one only "
+                                    "with --all --dry-run)")
+    p.add_argument("--logs", help="folder for the stage logs and launch.json")
+    p.add_argument("--dry-run", dest="dry_run", action="store_true",
+                   help="print the stages, the workers' lanes and the waves; run nothing")
+    p.add_argument("--all", dest="all_runs", action="store_true",
+                   help="with --dry-run: plan every run of the profile, without asking DVC")
+    p.add_argument("--step-seconds", type=float,
+                   help="with --dry-run: seconds per training step, for a wall-clock estimate")
+    slurm = p.add_argument_group("slurm backend (submitit)")
+    slurm.add_argument("--partition")
+    slurm.add_argument("--account")
+    slurm.add_argument("--qos")
+    slurm.add_argument("--constraint")
+    slurm.add_argument("--time", type=positive_int, help="minutes per array task (a longer run "
+                                                         "is requeued and resumes)")
+    slurm.add_argument("--array-parallelism", type=positive_int,
+                       help="array tasks running at once")
+    slurm.add_argument("--cpus-per-task", type=positive_int)
+    slurm.add_argument("--mem-gb", type=positive_int)
+    slurm.add_argument("--max-requeues", type=int)
+    slurm.add_argument("--setup", action="append",
+                       help="a shell line run before each task (repeatable)")
+    slurm.add_argument("--cluster", choices=("slurm", "local", "debug"),
+                       help="submitit executor: slurm, or local/debug to try the jobs here")
+    slurm.add_argument("--submitit-folder", help="sbatch scripts and task logs (default: the "
+                                                 "launch's log folder)")
+    slurm.add_argument("--no-wait", action="store_true",
+                       help="submit and return; the final dvc repro runs as a dependent job")
+    p.set_defaults(func=cmd_launch)
 
     p = verbs.add_parser(
         "variants", help="list the ablation variants with parameters and GMACs"

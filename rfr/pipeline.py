@@ -18,7 +18,8 @@ A profile (``profiles/<name>.yaml``; ``rfr profile NAME`` copies it to ``params.
     compare:  {datasets: [...], variants: [rfr, pconv, encdec], seeds: [0, 1]}
     ablation: {dataset: demo-scenes, variants: [rfr_no_kca, ...], seeds: [0, 1]}
     model:    {width: 16}                              # shared by every variant
-    train:    {batch_size: 6, lr: 2.0e-4, ..., loss: {vgg_weights: random}}
+    train:    {batch_size: 6, lr: 2.0e-4, ..., loss: {vgg_weights: random},
+               gpus: 1, sync_batchnorm: false}         # global batch_size over gpus ranks
     runtime:  {checkpoint_every: 25, keep_checkpoints: 1}  # untracked: changes no number
     masks:    {per_bin: 16, size: 64, seed: 0}
     evaluate: {batch_size: 16, ...}                    # EvalConfig fields
@@ -387,7 +388,13 @@ def dataset_config(params: Mapping[str, Any], dataset: str, split: str) -> Datas
 
 def train_config(params: Mapping[str, Any], dataset: str, variant: str, seed: int,
                  out_dir: str | Path, curves_dir: str | Path | None) -> TrainConfig:
-    """Reads ``datasets.<dataset>``, ``model`` and ``train``."""
+    """Reads ``datasets.<dataset>``, ``model`` and ``train``.
+
+    ``train`` holds every tracked TrainConfig field, ``gpus`` and ``sync_batchnorm``
+    included: they change the numbers (the split of the global ``batch_size``, the
+    BatchNorm statistics), so they are never runtime knobs, and a stage retrains when one
+    changes. ``rfr train`` launches torchrun for ``gpus`` > 1 itself, so the stage
+    command stays the same."""
     tracked = _tracked(params)
     train = _settings(tracked, "train", TRAIN_RUN_KEYS)
     found = load_variants()

@@ -4,16 +4,26 @@ Recipe (Li et al. 2020, authors' run.py): Adam at ``lr`` (2e-4) for ``steps`` st
 a fresh Adam at ``finetune_lr`` (5e-5) for ``finetune_steps`` steps with BatchNorm frozen
 (``model.train(True, freeze_batchnorm=True)``: BN layers use and keep their running stats).
 
+Several ranks. ``config.batch_size`` is the global batch G (the authors' 6), split over
+the ``config.gpus`` ranks W (torchrun's WORLD_SIZE, which must equal it; ``rfr train``
+launches torchrun itself when ``gpus`` > 1): each rank trains on ``G / W`` images and
+DistributedDataParallel averages the gradients. Every loss term is a mean over the
+samples of the batch, so the averaged gradient is that of the global batch: in the
+finetune phase (BatchNorm frozen) 2 ranks x 3 train like 1 rank x 6 up to float
+rounding. In phase 1 BatchNorm normalises each rank's shard with its own statistics
+unless ``config.sync_batchnorm`` converts the model's BatchNorm layers to
+``rfr.sync_batchnorm.SyncBatchNorm2d`` (global-batch statistics, on CPU and GPU).
+
 Exact resume. Every random choice of step ``s`` is a pure function of (seed, s):
 - the data order: epoch ``e`` visits the dataset in ``permutation(seed, e)``; the k-th
-  sample of the global batch of step ``s`` is global sample ``g = s * B * W + k`` (B the
-  per-rank batch, W the world size), i.e. position ``g mod N`` of epoch ``g // N``;
-  rank r takes ``k`` in ``[r*B, (r+1)*B)``, so shards are disjoint and together form
-  the global batch;
+  sample of the global batch of step ``s`` is global sample ``g = s * G + k`` (G the
+  global batch), i.e. position ``g mod N`` of epoch ``g // N``; rank r takes ``k`` in
+  ``[r*G/W, (r+1)*G/W)``, so shards are disjoint, together form the global batch, and
+  the samples of a step do not depend on W;
 - the crop/flip of that sample: ``rfr.data.sample_rng(data seed, epoch, index)``;
 - its training mask: ``rfr.masks.generate_mask(size, seed, g, mask_kind)``;
 - torch's global RNG is reseeded from (seed, s, rank) before the step (for any stochastic
-  layer a model may have).
+  layer a model may have; the suite's models have none, so W does not enter here).
 So resuming needs only the weights, the optimizer state and the step; the checkpoint
 still stores torch/numpy/python RNG states and the data position for inspection, and
 they are restored on resume. On CPU with the same thread count a resumed run ends with
@@ -60,6 +70,7 @@ from rfr.losses import InpaintingLoss
 from rfr.masks import generate_mask, to_known_mask
 from rfr.models import build_model, count_parameters
 from rfr.precision import check_precision, precision_context
+from rfr.sync_batchnorm import convert_sync_batchnorm
 from rfr.train_config import (  # re-exported: the run's config lives in its own module
     CHECKPOINT_DIR,
     LAST_NAME,
@@ -106,10 +117,12 @@ def epoch_order(seed: int, epoch: int, length: int) -> np.ndarray:
     return np.random.default_rng([ORDER_STREAM, seed, epoch]).permutation(length)
 
 
-def shard_indices(step: int, batch_size: int, rank: int, world_size: int) -> list[int]:
-    """Global sample indices that ``rank`` trains on at ``step`` (0-based)."""
-    start = (step * world_size + rank) * batch_size
-    return list(range(start, start + batch_size))
+def shard_indices(step: int, rank_batch: int, rank: int, world_size: int) -> list[int]:
+    """Global sample indices that ``rank`` trains on at ``step`` (0-based), with
+    ``rank_batch`` images per rank: ``[s*G + r*B, s*G + (r+1)*B)`` for the global batch
+    ``G = B * world_size``, so a step's global batch is the same for any split of G."""
+    start = (step * world_size + rank) * rank_batch
+    return list(range(start, start + rank_batch))
 
 
 class TrainingSamples(Dataset):
@@ -139,7 +152,8 @@ class TrainingSamples(Dataset):
 
 def step_loader(samples: TrainingSamples, config: TrainConfig, start: int, rank: int,
                 world_size: int) -> Iterator[dict[str, Any]]:
-    batches = [shard_indices(s, config.batch_size, rank, world_size)
+    rank_batch = config.batch_size // world_size
+    batches = [shard_indices(s, rank_batch, rank, world_size)
                for s in range(start, config.total_steps)]
     loader = DataLoader(samples, batch_sampler=batches, num_workers=config.num_workers)
     return iter(loader)
@@ -186,6 +200,24 @@ def setup_distributed(device_spec: str) -> DistInfo:
     if world_size > 1:
         rank, world_size = dist.get_rank(), dist.get_world_size()
     return DistInfo(rank, world_size, local_rank, device, owns)
+
+
+def check_world_size(config: TrainConfig) -> None:
+    """Refuse to train ``config`` under a world size other than its ``gpus``: the split
+    of the global batch, and with it the numbers, would not be those of the config. Read
+    before any process group is joined (torchrun's WORLD_SIZE, or the group a caller
+    initialised), so that every rank refuses at once instead of waiting for the others."""
+    if dist.is_available() and dist.is_initialized():
+        world_size, source = dist.get_world_size(), "the initialised process group"
+    else:
+        world_size = int(os.environ.get("WORLD_SIZE", "1"))
+        source = "WORLD_SIZE" if "WORLD_SIZE" in os.environ else "no WORLD_SIZE (one process)"
+    if world_size != config.gpus:
+        raise TrainingError(
+            f"the config trains on gpus {config.gpus} rank(s) but this process runs in a "
+            f"world of {world_size} ({source}); run it with `rfr train`, which starts "
+            f"torchrun with {config.gpus} processes itself when gpus > 1, or with "
+            f"`torchrun --nproc-per-node={config.gpus}`, or set gpus: {world_size}")
 
 
 def step_seed(seed: int, step: int, rank: int) -> int:
@@ -364,6 +396,7 @@ def train(config: TrainConfig, on_step: StepCallback | None = None) -> TrainResu
     with ``info`` = {"phase", "terms", "index", "global_index"}.
     """
     started = time.perf_counter()
+    check_world_size(config)
     info = setup_distributed(config.device)
     out_dir = Path(config.out_dir)
     handler = None
@@ -378,6 +411,11 @@ def train(config: TrainConfig, on_step: StepCallback | None = None) -> TrainResu
 
         torch.manual_seed(config.seed)  # model init: identical on every rank
         model = build_model(config.model, config.model_config).to(info.device)
+        if config.sync_batchnorm and info.distributed:
+            # Global-batch statistics in phase 1. The layers keep their parameter and
+            # buffer tensors and names: state dict, optimizer and checkpoints are those
+            # of the plain model, which the checkpoints load into.
+            model = convert_sync_batchnorm(model)
         loss_fn = InpaintingLoss(config.loss).to(info.device)
         phase = config.phase(start)
         optimizer = make_optimizer(model, config, phase)
@@ -403,9 +441,11 @@ def train(config: TrainConfig, on_step: StepCallback | None = None) -> TrainResu
             if vgg["random"]:
                 log.warning("loss uses %s", vgg["source"])
             log.info("training %s on %s: steps %d..%d (phase 1: %d, finetune: %d), "
-                     "batch %d x %d ranks, %s, %s", config.model, config.dataset.name, start,
-                     config.total_steps, config.steps, config.finetune_steps,
-                     config.batch_size, info.world_size, info.device, config.precision)
+                     "batch %d = %d x %d ranks%s, %s, %s", config.model, config.dataset.name,
+                     start, config.total_steps, config.steps, config.finetune_steps,
+                     config.batch_size, config.rank_batch_size, info.world_size,
+                     " (synchronised BatchNorm)" if config.sync_batchnorm and info.distributed
+                     else "", info.device, config.precision)
             live = open_live(curves_dir(config), start if resume is not None else None)
 
         dataset = build_dataset(config.dataset)
@@ -530,7 +570,7 @@ def write_training_checkpoint(out_dir: Path, model: nn.Module, optimizer: torch.
         if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
             raise DivergedError(f"step {step}: weight {name} is not finite; no checkpoint "
                                 f"written, the previous one is kept")
-    next_global = step * config.batch_size * info.world_size
+    next_global = step * config.batch_size  # the global batch: any world size
     epoch, position = divmod(next_global, len(samples.dataset))
     training = {
         "step": step,
@@ -574,8 +614,10 @@ def training_summary(config: TrainConfig, model: nn.Module, vgg: Mapping[str, An
         "model": config.model,
         "dataset": config.dataset.name,
         "image_size": config.dataset.size,
-        "batch_size": config.batch_size,
+        "batch_size": config.batch_size,  # global: over all ranks
+        "rank_batch_size": config.batch_size // world_size,
         "world_size": world_size,
+        "sync_batchnorm": config.sync_batchnorm and world_size > 1,
         "precision": config.precision,
         "vgg_weights": str(vgg["source"]),
         "vgg_random": bool(vgg["random"]),
@@ -608,6 +650,7 @@ __all__ = [
     "TrainResult",
     "TrainingError",
     "TrainingSamples",
+    "check_world_size",
     "comparable_config",
     "config_differences",
     "epoch_order",

@@ -54,7 +54,21 @@ class TrainConfig:
         dataset: the training images (``DatasetConfig``; its ``size`` is the image size).
         loss: loss weights and ``vgg_weights`` ("imagenet" | path | "random"; random is
             for tests and smoke runs and is recorded in run.json and the checkpoints).
-        batch_size: images per step *per process* (global batch = batch_size x world size).
+        batch_size: images per step over all ranks: the *global* batch (the authors' 6).
+            It is split evenly, ``batch_size // gpus`` images per rank, so it must be
+            divisible by ``gpus``. Global, not per rank, so that the tracked number is
+            the recipe's whatever the machine: the same profile trains the same batch on
+            one GPU or on several, and 1 rank x 6 sees exactly the samples and masks of
+            2 ranks x 3 at every step (``rfr.train.shard_indices``).
+        gpus: the number of ranks (processes) one run uses: GPUs, or gloo processes when
+            ``device`` is cpu. ``rfr train`` launches them through torchrun when it is
+            above 1; ``train()`` refuses to run under another WORLD_SIZE. It changes the
+            numbers (per-rank BatchNorm statistics, float rounding of the averaged
+            gradient), so it is a tracked setting, not a runtime knob.
+        sync_batchnorm: with more than one rank, BatchNorm layers normalise phase-1
+            batches with the statistics of the global batch
+            (``rfr.sync_batchnorm``), so that 2 x 3 trains like 1 x 6; without it each
+            rank normalises its own shard (what plain DDP does). No effect on one rank.
         steps: phase 1 steps (Adam at ``lr``).
         finetune_steps: phase 2 steps (fresh Adam at ``finetune_lr``, BatchNorm frozen).
         lr, finetune_lr: the authors' 2e-4 and 5e-5.
@@ -80,6 +94,8 @@ class TrainConfig:
     dataset: DatasetConfig = field(default_factory=DatasetConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     batch_size: int = 6
+    gpus: int = 1
+    sync_batchnorm: bool = False
     steps: int = 1000
     finetune_steps: int = 0
     lr: float = 2e-4
@@ -97,8 +113,16 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         check_literal(self, "precision")
-        for name in ("batch_size", "checkpoint_every"):
+        for name in ("batch_size", "gpus", "checkpoint_every"):
             check_int(self, name, 1)
+        if self.batch_size % self.gpus:
+            raise ConfigError(f"batch_size {self.batch_size} is not divisible by gpus "
+                              f"{self.gpus}: batch_size is the global batch, split evenly "
+                              f"over the ranks; choose a batch_size that is a multiple of "
+                              f"gpus (or another gpus)")
+        if not isinstance(self.sync_batchnorm, bool):
+            raise ConfigError(f"sync_batchnorm must be true or false, got "
+                              f"{self.sync_batchnorm!r}")
         for name in ("steps", "finetune_steps", "keep_checkpoints", "num_workers"):
             check_int(self, name, 0)
         if self.steps + self.finetune_steps < 1:
@@ -117,6 +141,11 @@ class TrainConfig:
     @property
     def total_steps(self) -> int:
         return self.steps + self.finetune_steps
+
+    @property
+    def rank_batch_size(self) -> int:
+        """Images per rank and step: the global ``batch_size`` split over ``gpus``."""
+        return self.batch_size // self.gpus
 
     def phase(self, step: int) -> str:
         """Phase of the step that starts after ``step`` completed steps."""
