@@ -3,11 +3,36 @@
 The public entry points: ``RFRNet`` and ``RFRNetConfig`` (the model and its knobs),
 ``load_checkpoint`` (this suite's checkpoints or the authors' released ones) and
 ``build_model`` (any registered model by name).
+
+``import rfr`` imports no torch (so the command line starts fast): the entry points are
+imported on first access, ``rfr.RFRNet`` runs ``from rfr.models import RFRNet``.
 """
 
-from rfr.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from rfr.config import RFRNetConfig
-from rfr.models import MODEL_BUILDERS, RFRNet, build_model
+from __future__ import annotations
+
+from typing import Any
+
+from rfr.errors import CheckpointError
+
+
+def __getattr__(name: str) -> Any:
+    # The explicit imports (not an importlib table) keep them visible to grep and to the
+    # stage-deps test; a submodule (``from rfr import pipeline``) is not affected.
+    if name in ("load_checkpoint", "save_checkpoint"):
+        from rfr import checkpoint as module
+    elif name == "RFRNetConfig":
+        from rfr import config as module
+    elif name in ("MODEL_BUILDERS", "RFRNet", "build_model"):
+        from rfr import models as module
+    else:
+        raise AttributeError(f"module 'rfr' has no attribute {name!r}")
+    value = getattr(module, name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
 
 __all__ = [
     "MODEL_BUILDERS",

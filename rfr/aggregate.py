@@ -15,9 +15,10 @@ show a missing number as 0 or let it vanish into a mean:
 
 Confidence intervals: percentile bootstrap of the mean (resample the bin's images with
 replacement `resamples` times, default 2000; take the 2.5th and 97.5th percentiles of the
-resampled means). Each (bin, metric) draws from its own stream, seeded from `seed`, the
-bin and the metric name, so a CI does not change when other bins or metrics are added.
-A bin with one value has a mean but no CI (``ci95: null``).
+resampled means), computed by `rfr.bootstrap`, the resampling the report uses too. Each
+(bin, metric) draws from its own stream, seeded from `seed`, the bin and the metric name,
+so a CI does not change when other bins or metrics are added. A bin with one value has a
+mean but no CI (``ci95: null``).
 """
 
 from __future__ import annotations
@@ -27,7 +28,6 @@ import io
 import json
 import math
 import numbers
-import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,14 +35,14 @@ from typing import Any
 
 import numpy as np
 
+from rfr.bootstrap import CONFIDENCE, mean_ci, stream_seed
 from rfr.eval_config import DEFAULT_RESAMPLES
 from rfr.metrics import HIGHER_IS_BETTER, DatasetMetricResult, MetricResult
 
 FORMAT = "rfr-bench per-bin metrics v1"
 UNAVAILABLE_CELL = "unavailable"
-DEFAULT_CONFIDENCE = 0.95
+DEFAULT_CONFIDENCE = CONFIDENCE
 DEFAULT_SEED = 0
-_BOOTSTRAP_CHUNK = 1 << 22  # resampled values drawn at once (32 MiB of indices)
 
 
 @dataclass(frozen=True)
@@ -138,32 +138,16 @@ def bootstrap_ci(values: Sequence[float] | np.ndarray, *, resamples: int = DEFAU
     and returns the (1 - confidence) / 2 and (1 + confidence) / 2 percentiles (linear
     interpolation). Deterministic for a given seed. The percentile bootstrap is simple and
     makes no normality assumption; for a few dozen images per bin it is a little narrow,
-    which docs/metrics.md states.
+    which docs/metrics.md states. The resampling is `rfr.bootstrap.mean_ci` on one row.
     """
     array = np.asarray(values, dtype=np.float64).reshape(-1)
     if array.size < 2:
         raise ValueError(f"a bootstrap CI needs at least 2 values, got {array.size}")
     if not np.all(np.isfinite(array)):
         raise ValueError("bootstrap values must be finite (drop undefined values first)")
-    if resamples < 1 or not 0 < confidence < 1:
-        raise ValueError(f"need resamples >= 1 and 0 < confidence < 1, got {resamples}, "
-                         f"{confidence}")
-    rng = np.random.default_rng(seed)
-    n = array.size
-    means = np.empty(resamples)
-    chunk = max(1, _BOOTSTRAP_CHUNK // n)
-    for start in range(0, resamples, chunk):
-        stop = min(resamples, start + chunk)
-        means[start:stop] = array[rng.integers(0, n, size=(stop - start, n))].mean(axis=1)
-    tail = 100 * (1 - confidence) / 2
-    low, high = np.percentile(means, [tail, 100 - tail])
-    return float(low), float(high)
-
-
-def _stream_seed(seed: int, *labels: str) -> np.random.SeedSequence:
-    """An independent, reproducible stream per (bin, metric) (crc32 is stable across runs,
-    unlike Python's str hash)."""
-    return np.random.SeedSequence([seed, *(zlib.crc32(label.encode()) for label in labels)])
+    interval = mean_ci(array[None, :], resamples=resamples, seed=seed, confidence=confidence)
+    assert interval is not None  # two or more finite values always have one
+    return interval
 
 
 def summarize_metric(values: Sequence[float | None], *, reason: str | None = None,
@@ -226,7 +210,7 @@ def summarize(table: MetricTable, *,
             values = [row.values[name] for row in rows]
             entries[name] = summarize_metric(
                 values, reason=table.unavailable.get(name) if None in values else None,
-                resamples=resamples, seed=_stream_seed(seed, *labels, name))
+                resamples=resamples, seed=stream_seed(seed, *labels, name))
         return {"n_images": len(rows), "metrics": entries}
 
     bins: dict[str, Any] = {}

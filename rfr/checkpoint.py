@@ -12,8 +12,6 @@ arbitrary objects from a downloaded file would execute code.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,17 +20,15 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from rfr.atomic import atomic_open
 from rfr.config import RFRNetConfig, to_dict
+from rfr.errors import CheckpointError
 from rfr.models import RFRNet, build_model
 from rfr.state_dicts import preview, state_dict_mismatches, torch_load_detail
 
 FORMAT_NAME = "rfr-bench"
 FORMAT_VERSION = 1
 AUTHORS_KEY = "generator"
-
-
-class CheckpointError(ValueError):
-    """A checkpoint cannot be used; the message names the file and what is wrong."""
 
 
 def save_checkpoint(
@@ -64,27 +60,9 @@ def save_authors_checkpoint(path: str | Path, state_dict: Mapping[str, Tensor],
 def atomic_torch_save(obj: Any, path: str | Path) -> Path:
     """``torch.save`` to a temporary file in the same directory, fsync, then rename: a
     crash mid-write leaves the previous file intact, never a truncated one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        # mkstemp makes the file private (0600); give it the permissions a plain open() would.
-        os.chmod(tmp_name, 0o666 & ~_current_umask())
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(obj, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def _current_umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+    with atomic_open(path, "wb", fsync=True) as handle:
+        torch.save(obj, handle)
+    return Path(path)
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:

@@ -15,25 +15,23 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
-from rfr.checkpoint import CheckpointError
-from rfr.config import ConfigError
-from rfr.data import DatasetFormatError, DatasetNotFoundError
-from rfr.image_io import ImageReadError, ImageWriteError
-from rfr.masks import MaskBankError
-from rfr.weights import InvalidWeightsError, WeightsNotFoundError
+# Only the torch-free error classes at module level: `rfr --help` and the argument errors
+# must not wait for torch. Each verb imports its library inside its cmd_* function.
+from rfr import errors
+from rfr.errors import ConfigError, ImageReadError
 
 log = logging.getLogger("rfr")
 
 USER_ERRORS = (
-    CheckpointError,
-    ConfigError,
-    DatasetFormatError,
-    DatasetNotFoundError,
-    ImageReadError,
-    ImageWriteError,
-    InvalidWeightsError,
-    MaskBankError,
-    WeightsNotFoundError,
+    errors.CheckpointError,
+    errors.ConfigError,
+    errors.DatasetFormatError,
+    errors.DatasetNotFoundError,
+    errors.ImageReadError,
+    errors.ImageWriteError,
+    errors.InvalidWeightsError,
+    errors.MaskBankError,
+    errors.WeightsNotFoundError,
 )
 
 # Where the project keeps the authors' reference data, relative to the repository root.
@@ -218,7 +216,8 @@ def rerun_under_torchrun(args: argparse.Namespace, gpus: int) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from rfr.train import TrainingError, load_train_config, train
+    from rfr.errors import TrainingError
+    from rfr.train import load_train_config, train
 
     if args.params is not None:
         from rfr.pipeline import reset_stale_run, train_config
@@ -322,8 +321,9 @@ def cmd_recurrence(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    from rfr.errors import ReportError
     from rfr.pipeline import load_params, report_params
-    from rfr.report import ReportError, write_report
+    from rfr.report import write_report
 
     try:
         result = write_report(report_params(load_params(args.params)), args.results)
@@ -344,11 +344,22 @@ def min_side_16(text: str) -> int:
     return value
 
 
+def package_version() -> str:
+    """The installed rfr-bench's version, or "unknown" when it is run from a bare tree."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("rfr-bench")
+    except PackageNotFoundError:
+        return "unknown"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rfr", description="rfr-bench: reproduce and ablate RFR-Net image inpainting."
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     verbs = parser.add_subparsers(dest="verb", required=True)
 
     p = verbs.add_parser("inpaint", help="inpaint one image of any size with a checkpoint")

@@ -20,14 +20,12 @@ from typing import Any, Literal, TypeVar, get_args, get_origin, get_type_hints
 
 import yaml
 
+from rfr.errors import ConfigError
+
 AttentionKind = Literal["kca", "naive", "none"]
 MergeKind = Literal["adaptive", "concat"]
 
 T = TypeVar("T")
-
-
-class ConfigError(ValueError):
-    """A configuration value or key is invalid; the message names the field and the fix."""
 
 
 @dataclass(frozen=True)

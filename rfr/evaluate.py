@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import io
 import logging
 import statistics
 import time
@@ -58,6 +57,7 @@ from rfr.aggregate import (
     write_bins_json,
     write_per_image_csv,
 )
+from rfr.atomic import atomic_open
 from rfr.config import ConfigError, to_dict
 from rfr.data import IMAGE_EXTENSIONS, build_dataset, iter_batches, make_loader
 from rfr.eval_config import EvalConfig, load_eval_config  # re-exported
@@ -361,13 +361,10 @@ def evaluate(config: EvalConfig, progress: bool = True) -> EvalResult:
 
 
 def _write_pairs(rows: Sequence[Sequence[str]], path: Path) -> Path:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["id", "bin", "image_index", "image_name", "mask", "hole_ratio"])
-    writer.writerows(rows)
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(buffer.getvalue())
-    temporary.replace(path)
+    with atomic_open(path, "w") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(["id", "bin", "image_index", "image_name", "mask", "hole_ratio"])
+        writer.writerows(rows)
     return path
 
 

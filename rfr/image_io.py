@@ -16,13 +16,7 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 from torch import Tensor
 
-
-class ImageReadError(ValueError):
-    """An image or mask file cannot be used; the message names the file and why."""
-
-
-class ImageWriteError(ValueError):
-    """An output image path cannot be written; the message names the path and why."""
+from rfr.errors import ImageReadError, ImageWriteError
 
 
 def open_image(path: str | Path) -> Image.Image:

@@ -20,7 +20,6 @@ import csv
 import io
 import logging
 import math
-import os
 import re
 import warnings
 from collections.abc import Iterator, Sequence
@@ -33,6 +32,8 @@ import torch
 from PIL import Image
 from torch import Tensor
 
+from rfr.atomic import atomic_open
+from rfr.errors import MaskBankError
 from rfr.image_io import read_mask
 
 log = logging.getLogger(__name__)
@@ -66,10 +67,6 @@ MAX_SEGMENTS_PER_ATTEMPT = 50_000
 BANK_STREAM = 0x62616E6B
 
 T = TypeVar("T")
-
-
-class MaskBankError(ValueError):
-    """A mask bank or mask folder cannot be used or made; the message names the file."""
 
 
 @dataclass(frozen=True)
@@ -400,13 +397,10 @@ def write_mask_bank(out_dir: str | Path, per_bin: int, size: int = 256,
         if BANK_FILE_PATTERN.fullmatch(stale.name) and stale.name not in names:
             stale.unlink()
 
-    text = io.StringIO()
-    writer = csv.writer(text, lineterminator="\n")
-    writer.writerow(MANIFEST_COLUMNS)
-    writer.writerows(rows)
-    partial = out_dir / f".{MANIFEST_NAME}.partial"
-    partial.write_text(text.getvalue(), encoding="utf-8", newline="")
-    os.replace(partial, manifest)
+    with atomic_open(manifest, "w", newline="") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(MANIFEST_COLUMNS)
+        writer.writerows(rows)
     log.debug("wrote %d masks (%d per bin, %dx%d, seed %d) and %s",
              len(entries), per_bin, size, size, seed, manifest)
     return entries

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import io
 import math
-import re
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -88,9 +87,6 @@ HIGHER_IS_BETTER: dict[str, bool] = {
     "lpips": False,
     "fid": False,
 }
-
-_SLICE_KEY = re.compile(r"^slice\d+\.(\d+)\.(weight|bias)$")
-
 
 # --------------------------------------------------------------------------- results
 
@@ -356,12 +352,15 @@ def lpips_linear_weights_path() -> Path:
 class LPIPSAlex(nn.Module):
     """LPIPS v0.1, AlexNet trunk (Zhang et al. 2018; the ``lpips`` package's network).
 
-    Built only from weights read from files: the AlexNet trunk from a torchvision
-    state dict (``alexnet-owt-7be5be79.pth``; classifier keys are ignored) and the linear
-    layers from the lpips wheel. Every parameter is loaded with ``strict=True``, so a
-    network with a random part cannot be built. Call with two B x 3 x H x W images in
-    [0, 1] (rescaled to [-1, 1] inside, lpips' ``normalize=True``); returns (B,).
-    Move it with ``.to(device)`` like any module; inputs are cast to its dtype.
+    Built with lpips' own constructor, ``lpips.LPIPS(pretrained=True, net="alex",
+    pnet_rand=True, model_path=<the wheel's alex.pth>)``, which reads the linear layers from
+    the lpips wheel and downloads nothing; its placeholder trunk is then replaced, layer by
+    layer as lpips slices it, by torchvision's AlexNet ``features`` loaded ``strict=True``
+    from a state dict (``alexnet-owt-7be5be79.pth``; classifier keys are ignored). The
+    construction checks that every trunk parameter is a loaded one and every linear weight
+    equals the file's, so a network with a random part cannot be built. Call with two
+    B x 3 x H x W images in [0, 1] (rescaled to [-1, 1] inside, lpips' ``normalize=True``);
+    returns (B,). Move it with ``.to(device)`` like any module; inputs are cast to its dtype.
     """
 
     def __init__(self, alexnet_state_dict: Mapping[str, Tensor], source: str,
@@ -369,35 +368,42 @@ class LPIPSAlex(nn.Module):
         super().__init__()
         import lpips
 
-        _check_shapes(path, {k: v for k, v in alexnet_state_dict.items()
-                             if not k.startswith("classifier.")},
-                      alexnet_feature_shapes(), "a torchvision alexnet", ALEXNET_IMAGENET)
+        features = {k: v for k, v in alexnet_state_dict.items() if not k.startswith("classifier.")}
+        _check_shapes(path, features, alexnet_feature_shapes(), "a torchvision alexnet",
+                      ALEXNET_IMAGENET)
+        # The trunk: torchvision's AlexNet `features`, every tensor loaded from the file.
+        with torch.device("meta"):
+            trunk = torchvision.models.alexnet(weights=None).features
+        trunk.to_empty(device="cpu").load_state_dict(
+            {k.removeprefix("features."): v for k, v in features.items()}, strict=True)
+        # The linear layers: lpips' own loader reads its wheel's file (model_path), so no
+        # download; pnet_rand=True keeps it from fetching the ImageNet trunk.
         lin_path = lpips_linear_weights_path()
+        lin = load_state_dict_file(lin_path)  # missing or damaged: the usual errors
         with warnings.catch_warnings():
-            # lpips builds its trunk with torchvision's deprecated `pretrained=False`; the
-            # trunk's random init is overwritten below.
+            # lpips builds its placeholder trunk with torchvision's deprecated
+            # `pretrained=False`; that trunk is replaced below.
             warnings.filterwarnings("ignore", category=UserWarning, module="torchvision")
-            net = lpips.LPIPS(net="alex", version="0.1", pretrained=False, pnet_rand=True,
-                              verbose=False)
-        lin_shapes = {k: v.shape for k, v in net.state_dict().items() if k.startswith("lin")
-                      and not k.startswith("lins.")}
-        lin = load_state_dict_file(lin_path, lin_shapes)
-        state = {}
-        for key, value in net.state_dict().items():
-            if key.startswith("net."):
-                match = _SLICE_KEY.match(key.removeprefix("net."))
-                if match is None:
-                    raise RuntimeError(f"unexpected LPIPS trunk key {key!r} (lpips changed?)")
-                state[key] = alexnet_state_dict[f"features.{match[1]}.{match[2]}"]
-            elif key.startswith("lins."):  # the same modules as lin0..lin4, listed twice
-                state[key] = lin[f"lin{key.split('.')[1]}" + key[len("lins.0"):]]
-            elif key.startswith("lin"):
-                state[key] = lin[key]
-            elif key.startswith("scaling_layer."):
-                state[key] = value  # constants of LPIPS's input normalisation, not weights
-            else:
-                raise RuntimeError(f"unexpected LPIPS key {key!r} (lpips changed?)")
-        net.load_state_dict(state, strict=True)
+            net = lpips.LPIPS(pretrained=True, net="alex", version="0.1", pnet_rand=True,
+                              model_path=str(lin_path), verbose=False)
+        # lpips.pretrained_networks.alexnet slices torchvision's `features` into slice1..5,
+        # each child named by its index in `features`; put the loaded layers in their place.
+        for slice_name, slice_module in net.net.named_children():
+            if not slice_name.startswith("slice"):
+                raise RuntimeError(f"unexpected LPIPS trunk module {slice_name!r} (lpips changed?)")
+            for index, _ in list(slice_module.named_children()):
+                slice_module.add_module(index, trunk[int(index)])
+        if {id(p) for p in net.net.parameters()} != {id(p) for p in trunk.parameters()}:
+            raise RuntimeError("the LPIPS trunk does not use every AlexNet feature layer (lpips "
+                               "changed?)")
+        # lpips loads model_path with strict=False: check that it took every linear weight.
+        loaded_lin = {k: v for k, v in net.state_dict().items()
+                      if k.startswith("lin") and not k.startswith("lins.")}
+        problems = state_dict_mismatches(lin, {k: v.shape for k, v in loaded_lin.items()})
+        if problems or not all(torch.equal(v, lin[k]) for k, v in loaded_lin.items()):
+            raise InvalidWeightsError(
+                f"{lin_path}: not the LPIPS v0.1 AlexNet linear layers "
+                f"({'; '.join(problems) or 'not loaded by lpips'}); reinstall lpips.", lin_path)
         self.net = net.eval().requires_grad_(False)
         self.source = source
 

@@ -46,7 +46,6 @@ import dataclasses
 import hashlib
 import json
 import logging
-import os
 import shutil
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -54,8 +53,10 @@ from typing import Any
 
 import yaml
 
-from rfr.config import ConfigError, from_dict, load_yaml
+from rfr.atomic import write_json_atomic, write_text_atomic
+from rfr.config import from_dict, load_yaml
 from rfr.data import DatasetConfig, build_dataset
+from rfr.errors import PipelineError
 from rfr.eval_config import EvalConfig
 from rfr.train_config import (
     LAST_NAME,
@@ -87,10 +88,6 @@ CHANGES = "changes"
 TRAIN_RUN_KEYS = ("model", "model_config", "dataset", "steps", "finetune_steps", "seed",
                   "out_dir", "curves_dir")
 EVAL_RUN_KEYS = ("checkpoint", "predictions", "dataset", "masks", "out_dir", "run")
-
-
-class PipelineError(ConfigError):
-    """The profile is inconsistent or names something that is not there; says what to do."""
 
 
 def run_name(dataset: str, variant: str, seed: int) -> str:
@@ -518,16 +515,8 @@ def prepare_dataset(params: Mapping[str, Any], dataset: str, out: str | Path,
         "test_sha256": digest.hexdigest(),
         "test_size": [3, test_config.size, test_config.size],
     }
-    write_json_atomic(Path(out), manifest)
+    write_json_atomic(out, manifest, indent=2, sort_keys=True)
     return manifest
-
-
-def write_json_atomic(path: Path, data: Any) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
-    return path
 
 
 # --- profiles ------------------------------------------------------------------------------
@@ -636,11 +625,7 @@ def use_profile(name: str, roots: Mapping[str, str] | None = None,
                          if line.startswith("#"))
         text = header + yaml.safe_dump(params, sort_keys=False)
     validate_params(params, str(source))
-    dest = Path(dest)
-    tmp = dest.with_name(f".{dest.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, dest)
-    return dest
+    return write_text_atomic(dest, text)
 
 
 __all__ = [

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from rfr.atomic import atomic_open, write_text_atomic
 from rfr.data.embedded import (
     DEMO_SEED,
     SCENE_PHOTOS,
@@ -110,20 +111,15 @@ def face_image(index: int) -> Image.Image:
 
 def save(image: Image.Image, path: Path) -> None:
     """Write atomically: an interrupted build leaves no half image behind."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    if path.suffix.lower() in (".jpg", ".jpeg"):
-        image.save(tmp, format="JPEG", quality=JPEG_QUALITY)
-    else:
-        image.save(tmp, format="PNG")
-    tmp.replace(path)
+    with atomic_open(path, "wb") as handle:
+        if path.suffix.lower() in (".jpg", ".jpeg"):
+            image.save(handle, format="JPEG", quality=JPEG_QUALITY)
+        else:
+            image.save(handle, format="PNG")
 
 
 def write_text(path: Path, lines: list[str]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
-    tmp.replace(path)
+    write_text_atomic(path, "".join(line + "\n" for line in lines))
 
 
 def train_photos() -> tuple[str, ...]:

@@ -22,8 +22,9 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from rfr.config import ConfigError, RFRNetConfig, from_dict, load_yaml, replace_fields, to_dict
-from rfr.models import MODEL_BUILDERS, build_model, count_parameters
+from rfr.config import ConfigError, from_dict, load_yaml, replace_fields, to_dict
+from rfr.models import count_parameters
+from rfr.registry import MODEL_BUILDERS, MODELS, build_model
 
 DEFAULT_VARIANTS_PATH = Path(__file__).resolve().parents[1] / "ablations" / "variants.yaml"
 _VARIANT_KEYS = {"model", "delta", "hypothesis"}
@@ -31,10 +32,7 @@ _VARIANT_KEYS = {"model", "delta", "hypothesis"}
 
 def config_classes() -> dict[str, type]:
     """The config dataclass of every registered model that variants can use."""
-    from baselines.encoder_decoder import EncDecConfig
-    from baselines.pconv import PConvConfig
-
-    return {"rfr": RFRNetConfig, "pconv": PConvConfig, "encdec": EncDecConfig}
+    return {name: entry.config for name, entry in MODELS.items()}
 
 
 @dataclass(frozen=True)

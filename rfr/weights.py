@@ -22,6 +22,7 @@ from typing import NamedTuple
 import torch
 import torchvision
 
+from rfr.errors import ChecksumMismatchError, InvalidWeightsError, WeightsNotFoundError
 from rfr.state_dicts import state_dict_mismatches, torch_load_detail
 
 RANDOM_VGG_DESCRIPTION = "random VGG16 weights: losses are NOT comparable to ImageNet-VGG numbers"
@@ -29,31 +30,6 @@ RANDOM_VGG_DESCRIPTION = "random VGG16 weights: losses are NOT comparable to Ima
 # torch.hub names published files "<name>-<first hex digits of the sha256>.<ext>".
 _HASH_IN_NAME = re.compile(r"-([0-9a-f]{8,64})\.[A-Za-z0-9]+$")
 _HASH_CHUNK = 1 << 20
-
-
-class WeightsNotFoundError(FileNotFoundError):
-    """A weights file is not on disk; the message says where to put it or what to use instead.
-
-    Subclasses FileNotFoundError so callers that already handle missing files keep working.
-    `path` is the file that was looked for.
-    """
-
-    def __init__(self, message: str, path: Path) -> None:
-        super().__init__(message)
-        self.path = path
-
-
-class InvalidWeightsError(ValueError):
-    """A weights file exists but cannot be used (unreadable, or not the expected network)."""
-
-    def __init__(self, message: str, path: Path) -> None:
-        super().__init__(message)
-        self.path = path
-
-
-class ChecksumMismatchError(InvalidWeightsError):
-    """The file's sha256 does not start with the prefix its name promises (a partial or
-    substituted download)."""
 
 
 @dataclass(frozen=True)

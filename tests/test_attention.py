@@ -44,6 +44,7 @@ def inputs():
     return features, mask, next_features, next_mask
 
 
+@pytest.mark.slow
 def test_batched_kca_matches_per_sample_computation_over_two_recurrences(inputs):
     features, mask, next_features, next_mask = inputs
     att = PatchAttention(accumulate=True)

@@ -77,6 +77,7 @@ def error_of(path: Path) -> str:
 # ---------------------------------------------------------------------------- suite format
 
 
+@pytest.mark.slow
 def test_suite_format_round_trip_non_default_config(tmp_path: Path) -> None:
     model = recipe_model(SUITE_CONFIG)
     inputs = seeded_input()

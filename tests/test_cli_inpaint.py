@@ -205,6 +205,7 @@ def test_max_side_smaller_than_image(case: Case, capsys: pytest.CaptureFixture[s
     assert max_level_diff(pixels, expected_pixels(case, max_side=32)) <= 1
 
 
+@pytest.mark.slow
 def test_authors_checkpoint_with_recipe_weights(tmp_path: Path,
                                                 capsys: pytest.CaptureFixture[str]) -> None:
     checkpoint = recipe_checkpoint(tmp_path / "authors_w64.pth", width=64, seed=0)
@@ -317,6 +318,7 @@ def test_mask_without_hole_warns_and_copies_input(case: Case,
 # ------------------------------------------------------------------------------- weights
 
 
+@pytest.mark.slow
 def test_weights_missing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                          capsys: pytest.CaptureFixture[str]) -> None:
     home = tmp_path / "torch_home"

@@ -89,6 +89,7 @@ def without_latency(path: Path) -> dict:
     return data
 
 
+@pytest.mark.slow
 def test_authors_checkpoint_end_to_end(authors_run) -> None:
     rows = read_rows(authors_run.per_image_csv)
     assert len(rows) == LIMIT * len(NVIDIA_BINS)
@@ -140,6 +141,7 @@ def test_suite_checkpoint_small_model(setup: dict, monkeypatch: pytest.MonkeyPat
     assert result.grid is None
 
 
+@pytest.mark.slow
 def test_predictions_match_checkpoint(setup: dict, authors_run,
                                       monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TORCH_HOME", str(setup["root"] / "torch_home"))
@@ -163,6 +165,7 @@ def test_predictions_match_checkpoint(setup: dict, authors_run,
     assert result.summary["latency"]["status"] == "unavailable"
 
 
+@pytest.mark.slow
 def test_predictions_missing_or_missized_file(setup: dict, authors_run) -> None:
     folder = setup["root"] / "broken_preds"
     shutil.copytree(authors_run.predictions_dir, folder)
@@ -177,6 +180,7 @@ def test_predictions_missing_or_missized_file(setup: dict, authors_run) -> None:
         evaluate(config(setup, "broken", predictions=str(folder)), progress=False)
 
 
+@pytest.mark.slow
 def test_deterministic(setup: dict, authors_run, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TORCH_HOME", str(setup["root"] / "torch_home"))
     again = evaluate(config(setup, "again", save_predictions=True), progress=False)
@@ -195,6 +199,7 @@ def test_config_validation(setup: dict) -> None:
         config(setup, "x", precision="fp16")
 
 
+@pytest.mark.slow
 def test_cli_evaluate(setup: dict, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
     monkeypatch.setenv("TORCH_HOME", str(setup["root"] / "torch_home"))
     out = setup["root"] / "cli"
@@ -227,6 +232,7 @@ def test_bf16_runs(setup: dict, monkeypatch: pytest.MonkeyPatch) -> None:
         [float(r["psnr"]) for r in read_rows(result.per_image_csv)])).all()
 
 
+@pytest.mark.slow
 def test_recurrence_record_follows_the_models_own_masks(setup, tmp_path):
     """recurrence.json: per bin, the RFR module's hole fraction before the recurrences and
     after each, equal to what RFRNet.trace gives for the same (image, mask) pairs, and

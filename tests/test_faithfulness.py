@@ -238,6 +238,7 @@ def test_reference_implementation_reproduces_golden_output(record_property) -> N
     )
 
 
+@pytest.mark.slow
 def test_golden_case_is_not_degenerate() -> None:
     """The golden comparison means something: a real hole, a non-trivial output, and the
     weights matter (seed 1 vs seed 0 moves the output far beyond the tolerance)."""
@@ -278,6 +279,7 @@ CASES = [
 
 
 @pytest.mark.parametrize(("seed", "kernel_size", "variant", "size", "kinds"), CASES)
+@pytest.mark.slow
 def test_suite_equals_reference(seed: int, kernel_size: int, variant: str,
                                 size: tuple[int, int], kinds: tuple[str, ...],
                                 suite_model: SuiteModel, record_property) -> None:
@@ -311,6 +313,7 @@ ILL_CONDITIONED = [
 
 
 @pytest.mark.parametrize(("seed", "size", "kinds"), ILL_CONDITIONED)
+@pytest.mark.slow
 def test_suite_equals_reference_float64_on_huge_holes(
         seed: int, size: tuple[int, int], kinds: tuple[str, ...], suite_model: SuiteModel,
         record_property) -> None:
@@ -340,6 +343,7 @@ def test_suite_equals_reference_float64_on_huge_holes(
     )
 
 
+@pytest.mark.slow
 def test_comparisons_are_sensitive_to_the_attention_memory() -> None:
     """The comparisons can fail where it matters: on the kca_dominant case, dropping KCA's
     memory of the previous recurrence (ratio -> inf, i.e. the current scores only) or
@@ -377,6 +381,7 @@ def test_state_dict_layout_matches_authors_exactly(suite_model: SuiteModel) -> N
 # --------------------------------------------------------------------------- e, f: API
 
 
+@pytest.mark.slow
 def test_one_channel_mask_equals_three_channel_mask(suite_model: SuiteModel) -> None:
     masked, mask3 = _inputs(7, 64, 48, ("blocks:0.5", "noise:0.3", "known"))
     model = suite_model(7)
@@ -389,6 +394,7 @@ def test_one_channel_mask_equals_three_channel_mask(suite_model: SuiteModel) -> 
     assert ref_diff < TOLERANCE, f"max |suite(1-channel mask) - reference| = {ref_diff:.3e}"
 
 
+@pytest.mark.slow
 def test_batch_forward_equals_per_sample_forwards(suite_model: SuiteModel) -> None:
     """No cross-talk between samples: the attention's keys, scores and previous-recurrence
     masks must stay per sample."""
@@ -406,6 +412,7 @@ def test_batch_forward_equals_per_sample_forwards(suite_model: SuiteModel) -> No
         assert min(gaps) > 0.01
 
 
+@pytest.mark.slow
 def test_forward_keeps_no_state_between_calls(suite_model: SuiteModel) -> None:
     """The authors reset KCA's previous scores and masks at the start of every forward: a
     forward must not depend on what ran before it."""

@@ -155,6 +155,7 @@ def test_a_second_launch_in_the_same_workspace_is_refused(tmp_path):
         pass
 
 
+@pytest.mark.slow
 def test_dry_run_of_another_profile_needs_all(tmp_path):
     rc, out = run_launch(REPO, "--dry-run", "--params", "profiles/paper.yaml")
     assert rc == 2 and "dvc repro reads params.yaml" in out

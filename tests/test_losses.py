@@ -97,6 +97,7 @@ def test_valid_and_hole_l1_by_hand_with_one_and_three_channel_masks() -> None:
         assert masked_l1(target, output, 1 - mask).item() == pytest.approx(54 / 12)
 
 
+@pytest.mark.slow
 def test_one_channel_mask_equals_three_channel_mask(loss_fn: InpaintingLoss) -> None:
     output, target, mask1 = make_batch()
     mask3 = mask1.expand(-1, 3, -1, -1)
@@ -106,6 +107,7 @@ def test_one_channel_mask_equals_three_channel_mask(loss_fn: InpaintingLoss) -> 
         torch.testing.assert_close(terms1[name], terms3[name], msg=name)
 
 
+@pytest.mark.slow
 def test_bool_mask_equals_float_mask(loss_fn: InpaintingLoss) -> None:
     output, target, mask = make_batch()
     as_bool = loss_fn(output, target, mask.bool())
@@ -159,6 +161,7 @@ def _reference_terms(vgg: VGG16Features, output, target, mask) -> dict[str, torc
     }
 
 
+@pytest.mark.slow
 def test_batched_vgg_pass_matches_separate_passes(
     vgg: VGG16Features, loss_fn: InpaintingLoss
 ) -> None:
@@ -181,6 +184,7 @@ def test_vgg_features_are_pool1_pool2_pool3(vgg: VGG16Features) -> None:
     assert [tuple(f.shape) for f in feats] == [(2, 64, 16, 16), (2, 128, 8, 8), (2, 256, 4, 4)]
 
 
+@pytest.mark.slow
 def test_gradient_reaches_output_but_not_vgg(vgg: VGG16Features) -> None:
     loss_fn = InpaintingLoss(RANDOM, vgg=vgg)
     output, target, mask = make_batch(seed=2)
@@ -212,6 +216,7 @@ def test_random_vgg_is_labelled_and_seeded() -> None:
     assert not torch.equal(first["blocks.0.0.weight"], other["blocks.0.0.weight"])
 
 
+@pytest.mark.slow
 def test_float64_matches_float32(vgg: VGG16Features) -> None:
     output, target, mask = make_batch(seed=4)
     loss32 = InpaintingLoss(RANDOM, vgg=vgg)(output, target, mask)

@@ -109,6 +109,7 @@ def skimage_psnr(pred: torch.Tensor, target: torch.Tensor) -> np.ndarray:
 
 @pytest.mark.parametrize("kind", ["noisy", "blurred", "inpainted"])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.slow
 def test_psnr_and_ssim_agree_with_skimage_on_photos(
     photos: torch.Tensor, predictions: dict[str, torch.Tensor], kind: str, dtype: torch.dtype
 ) -> None:
@@ -353,6 +354,7 @@ def inception_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.mark.filterwarnings("ignore:.*(pretrained|weight enum).*:UserWarning")
+@pytest.mark.slow
 def test_lpips_from_a_file_equals_the_lpips_package_with_the_same_weights(
     alexnet_trunk_file: Path, photos: torch.Tensor, predictions: dict[str, torch.Tensor]
 ) -> None:
@@ -386,6 +388,63 @@ def test_lpips_from_a_file_equals_the_lpips_package_with_the_same_weights(
     assert torch.allclose(results["lpips"].values, model(filled, small_target).double())
 
 
+@pytest.mark.filterwarnings("ignore:.*(pretrained|weight enum).*:UserWarning")
+@pytest.mark.slow
+def test_lpips_construction_equals_filling_lpips_state_dict_from_the_same_files(
+    alexnet_trunk_file: Path, photos: torch.Tensor, predictions: dict[str, torch.Tensor]
+) -> None:
+    """LPIPSAlex is built through lpips' constructor (linear layers from its model_path)
+    with torchvision's AlexNet layers put into lpips' slices. It used to fill lpips' state
+    dict key by key from the two files instead; that construction, rebuilt here as the
+    reference, gives the same parameters and bit-identical LPIPS values."""
+    import lpips
+
+    model = load_lpips(alexnet_trunk_file)
+    assert isinstance(model, LPIPSAlex)
+    trunk = load_state_dict_file(alexnet_trunk_file)
+    lin = load_state_dict_file(lpips_linear_weights_path())
+    reference = lpips.LPIPS(net="alex", version="0.1", pretrained=False, pnet_rand=True,
+                            verbose=False)
+    state = {}
+    for key, value in reference.state_dict().items():
+        if key.startswith("net."):  # net.slice<k>.<index in features>.<weight|bias>
+            _, _, index, kind = key.split(".")
+            state[key] = trunk[f"features.{index}.{kind}"]
+        elif key.startswith("lins."):  # lins.<k>.* are the modules lin<k>.*, listed twice
+            _, number, rest = key.split(".", 2)
+            state[key] = lin[f"lin{number}.{rest}"]
+        elif key.startswith("lin"):
+            state[key] = lin[key]
+        else:
+            assert key.startswith("scaling_layer.")  # lpips' input constants, not weights
+            state[key] = value
+    reference.load_state_dict(state, strict=True)
+    reference.eval()
+
+    built = model.net.state_dict()
+    assert list(built) == list(state)
+    assert all(torch.equal(built[key], state[key]) for key in state)
+    assert not model.net.training and not any(p.requires_grad for p in model.net.parameters())
+    small_target = F.interpolate(photos, size=64, mode="area")
+    for pred, target in ((F.interpolate(predictions["noisy"], size=64, mode="area"),
+                          small_target),
+                         (predictions["blurred"][:, :, :96, :128], photos[:, :, :96, :128])):
+        with torch.no_grad():
+            want = reference(pred, target, normalize=True).flatten()
+        assert torch.equal(model(pred, target), want)
+
+
+def test_lpips_without_its_linear_layers_file_is_unavailable(
+    alexnet_trunk_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import rfr.metrics
+
+    missing = tmp_path / "lpips" / "alex.pth"
+    monkeypatch.setattr(rfr.metrics, "lpips_linear_weights_path", lambda: missing)
+    result = load_lpips(alexnet_trunk_file)
+    assert isinstance(result, Unavailable) and str(missing) in result.reason
+
+
 def test_hub_file_with_the_published_name_is_hash_checked(
     empty_hub: Path, alexnet_trunk_file: Path
 ) -> None:
@@ -407,6 +466,7 @@ def test_a_wrong_network_file_is_unavailable_with_the_problem(
     assert "not a torchvision alexnet state dict" in wrong_for_lpips.reason
 
 
+@pytest.mark.slow
 def test_fid_network_from_a_file_gives_features_and_fid_per_bin(
     inception_file: Path, photos: torch.Tensor, predictions: dict[str, torch.Tensor]
 ) -> None:
@@ -437,6 +497,7 @@ def test_to_uint8_rounds_like_saving_a_png() -> None:
     assert to_uint8(values).tolist() == [0, 0, 2, 255, 255, 0]
 
 
+@pytest.mark.slow
 def test_inception_key_layout_is_torch_fidelitys(inception_file: Path) -> None:
     network = InceptionFeatures.from_file(inception_file)
     assert set(network.extractor.state_dict()) == set(inception_shapes())
@@ -486,6 +547,60 @@ def test_frechet_distance_matches_sqrtm_and_is_symmetric() -> None:
     got = frechet_distance(mu1, sigma1, mu2, sigma2)
     assert got == pytest.approx(sqrtm_frechet(mu1, sigma1, mu2, sigma2), rel=1e-8)
     assert got == pytest.approx(frechet_distance(mu2, sigma2, mu1, sigma1), rel=1e-8)
+
+
+def fidelity_statistics(features: np.ndarray) -> dict[str, np.ndarray]:
+    from torch_fidelity.metric_fid import fid_features_to_statistics
+
+    return fid_features_to_statistics(torch.from_numpy(features))
+
+
+def fidelity_frechet(real: np.ndarray, fake: np.ndarray) -> float:
+    """torch-fidelity's own FID from features (its statistics and its distance)."""
+    from torch_fidelity.metric_fid import KEY_METRIC_FID, fid_statistics_to_metric
+
+    stats = [fidelity_statistics(x) for x in (real, fake)]
+    return fid_statistics_to_metric(*stats, verbose=False)[KEY_METRIC_FID]
+
+
+def fid_feature_sets() -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    rng = np.random.default_rng(0)
+    mix1, mix2 = rng.normal(size=(2, 64, 64))
+    factors = rng.normal(size=(8, 64))
+    return {
+        "gaussian": (rng.normal(size=(2048, 64)), rng.normal(0.1, 1.2, size=(2048, 64))),
+        "correlated": (rng.normal(size=(2048, 64)) @ mix1,
+                       rng.normal(size=(2048, 64)) @ mix2 + 0.3),
+        # 8 factors plus 1% noise: condition numbers near 1e6
+        "near-singular": (rng.normal(size=(2048, 8)) @ factors + 0.01 * rng.normal(size=(2048, 64)),
+                          rng.normal(size=(2048, 8)) @ factors + 0.2
+                          + 0.01 * rng.normal(size=(2048, 64))),
+        "singular (N < D)": (rng.normal(size=(40, 64)), rng.normal(0.5, 1.0, size=(50, 64))),
+    }
+
+
+@pytest.mark.parametrize("case", list(fid_feature_sets()))
+def test_fid_equals_torch_fidelitys(case: str) -> None:
+    """Our eigh-based distance against torch-fidelity's (eigenvalues of sigma1 sigma2) on
+    the same features: the same statistics, the same FID to 1e-6 relative."""
+    real, fake = fid_feature_sets()[case]
+    for features in (real, fake):
+        mu, sigma = gaussian_statistics(features)
+        theirs = fidelity_statistics(features)
+        assert np.array_equal(mu, theirs["mu"]) and np.array_equal(sigma, theirs["sigma"])
+    got = fid_from_features(real, fake)
+    assert got == pytest.approx(fidelity_frechet(real, fake), rel=1e-6)
+    if real.shape[0] < real.shape[1]:
+        # exact for N < D: the nonzero eigenvalues of sigma1 sigma2 are the squared singular
+        # values of A B^T / sqrt((n - 1)(m - 1)), A and B the centred features
+        a, b = real - real.mean(axis=0), fake - fake.mean(axis=0)
+        root_trace = np.linalg.svd(a @ b.T, compute_uv=False).sum() / math.sqrt(
+            (len(a) - 1) * (len(b) - 1))
+        mu1, sigma1 = gaussian_statistics(real)
+        mu2, sigma2 = gaussian_statistics(fake)
+        exact = (np.sum((mu1 - mu2) ** 2) + np.trace(sigma1) + np.trace(sigma2)
+                 - 2 * root_trace)
+        assert got == pytest.approx(exact, rel=1e-7)
 
 
 def test_fid_of_small_sets_with_singular_covariances_is_finite() -> None:

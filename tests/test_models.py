@@ -37,6 +37,7 @@ def delta_id(delta: dict) -> str:
 
 
 @pytest.mark.parametrize("delta", FIELD_VALUES, ids=delta_id)
+@pytest.mark.slow
 def test_every_config_field_trains_forward_and_backward_at_64(delta):
     torch.manual_seed(0)
     config = RFRNetConfig(**{"width": 16, **delta})
@@ -77,6 +78,7 @@ def test_knobs_change_the_architecture_as_documented():
     assert base - k5 == 3 * 16 * 16 * (49 - 25)
 
 
+@pytest.mark.slow
 def test_iter_num_changes_the_output_and_the_trace_length():
     torch.manual_seed(0)
     model = RFRNet(RFRNetConfig(width=16)).eval()
@@ -106,6 +108,7 @@ def test_sizes_not_multiple_of_16_are_padded_and_cropped(height, width):
     assert torch.isfinite(output).all()
 
 
+@pytest.mark.slow
 def test_cropping_keeps_the_top_left_region_consistent():
     """Padding goes bottom/right: a 48x48 input that is already valid gives the same
     output whether or not it arrives as the top-left of a padded call."""
@@ -118,6 +121,7 @@ def test_cropping_keeps_the_top_left_region_consistent():
     assert torch.equal(direct, traced)
 
 
+@pytest.mark.slow
 def test_one_and_three_channel_masks_agree():
     torch.manual_seed(0)
     model = RFRNet(RFRNetConfig(width=16)).eval()
@@ -128,6 +132,7 @@ def test_one_and_three_channel_masks_agree():
     assert (out1 - out3).abs().max() < 1e-6
 
 
+@pytest.mark.slow
 def test_eval_forward_is_stateless_and_deterministic():
     torch.manual_seed(0)
     model = RFRNet(RFRNetConfig(width=16)).eval()
@@ -140,6 +145,7 @@ def test_eval_forward_is_stateless_and_deterministic():
     assert torch.equal(first, second)
 
 
+@pytest.mark.slow
 def test_batch_samples_do_not_interact():
     torch.manual_seed(0)
     model = RFRNet(RFRNetConfig(width=16)).eval()
@@ -151,6 +157,7 @@ def test_batch_samples_do_not_interact():
     assert (batched - single).abs().max() < 1e-5
 
 
+@pytest.mark.slow
 def test_finetune_mode_freezes_batchnorm_statistics():
     torch.manual_seed(0)
     model = RFRNet(RFRNetConfig(width=8))
@@ -207,6 +214,7 @@ def test_registry_builds_by_name_from_plain_config():
 
 
 @pytest.mark.native_bf16
+@pytest.mark.slow
 def test_bf16_autocast_forward_and_backward():
     torch.manual_seed(0)
     model = RFRNet(RFRNetConfig(width=16)).train()
@@ -217,6 +225,7 @@ def test_bf16_autocast_forward_and_backward():
     assert all(p.grad is not None for p in model.parameters())
 
 
+@pytest.mark.slow
 def test_float64_forward_runs():
     torch.manual_seed(0)
     model = RFRNet(RFRNetConfig(width=8)).double().eval()

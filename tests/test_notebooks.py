@@ -133,6 +133,7 @@ def test_runner_kernel_is_this_interpreter() -> None:
     assert spec.argv[:3] == [sys.executable, "-m", "ipykernel_launcher"]
 
 
+@pytest.mark.slow
 def test_runner_fails_with_the_cell_error(tmp_path: Path) -> None:
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
@@ -152,6 +153,7 @@ def test_runner_fails_with_the_cell_error(tmp_path: Path) -> None:
 # --- execution --------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_walkthrough_executes_untrained_and_small(tmp_path: Path) -> None:
     result = run_notebooks("rfr_walkthrough.ipynb", out=tmp_path,
                            env={"RFR_CHECKPOINT": "none", "RFR_WALKTHROUGH_SIZE": "64",
@@ -243,6 +245,7 @@ def write_fake_results(root: Path) -> Path:
     return root
 
 
+@pytest.mark.slow
 def test_ablation_notebook_executes_on_a_tiny_results_folder(tmp_path: Path) -> None:
     results = write_fake_results(tmp_path / "results")
     out = tmp_path / "out"

@@ -223,6 +223,7 @@ def test_profile_switch_is_one_command(tmp_path, capsys):
     assert "demo, paper, rehearsal, smoke" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_prepare_writes_a_manifest_that_changes_with_the_test_images(tmp_path):
     params = load_profile("smoke")
     first = pipeline.prepare_dataset(params, "demo-scenes", tmp_path / "a.json", progress=False)
@@ -256,6 +257,7 @@ def committed_lock() -> dict[str, Any]:
     return yaml.safe_load(lock_path.read_text())
 
 
+@pytest.mark.slow
 def test_committed_lock_covers_every_stage_of_the_demo_profile():
     """dvc.lock on main is the demo profile's: one entry per stage, nothing stale."""
     lock = committed_lock()
@@ -269,6 +271,7 @@ def test_committed_lock_covers_every_stage_of_the_demo_profile():
     assert set(lock["stages"]) == expected
 
 
+@pytest.mark.slow
 def test_committed_results_are_the_ones_the_lock_records():
     """Every committed result file (a cache: false output) has the hash dvc.lock holds,
     so results/ is exactly what `dvc repro` produced, not an edited copy."""
@@ -285,6 +288,7 @@ def test_committed_results_are_the_ones_the_lock_records():
     assert checked >= 150
 
 
+@pytest.mark.slow
 def test_report_verb_names_a_missing_run_and_what_to_do(tmp_path, capsys):
     params = load_profile("smoke")
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
@@ -295,6 +299,7 @@ def test_report_verb_names_a_missing_run_and_what_to_do(tmp_path, capsys):
     assert "demo-scenes-rfr-0" in err and "dvc repro" in err
 
 
+@pytest.mark.slow
 def test_recurrence_verb_reads_its_section(tmp_path, capsys, single_thread):
     params = load_profile("smoke")
     params["recurrence"] = {"size": 32, "per_bin": 1, "seed": 2}
@@ -310,6 +315,7 @@ def test_recurrence_verb_reads_its_section(tmp_path, capsys, single_thread):
     assert "recurrence must have exactly size, per_bin and seed" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_rerun_of_a_finished_stage_trains_afresh_but_an_interrupted_one_resumes(
         tmp_path, single_thread):
     """The run folder is a persistent DVC output: an interrupted repro resumes, while a

@@ -87,6 +87,7 @@ def assert_refusal(message: str, *needles: str) -> None:
 # ------------------------------------------------------------ other CPUs, in subprocesses
 
 
+@pytest.mark.slow
 def test_avx2_refuses_bf16_and_names_the_capability() -> None:
     result, stderr = probe(ATEN_CPU_CAPABILITY="avx2")
     assert result["fp32"] == "ok"
@@ -96,12 +97,14 @@ def test_avx2_refuses_bf16_and_names_the_capability() -> None:
     assert "WARNING" not in stderr and "running bf16" not in stderr
 
 
+@pytest.mark.slow
 def test_without_onednn_bf16_kernels_bf16_is_refused() -> None:
     result, _ = probe(ONEDNN_MAX_CPU_ISA="AVX2")
     assert result["fp32"] == "ok"
     assert_refusal(result["check"], "oneDNN bf16 no")
 
 
+@pytest.mark.slow
 def test_escape_hatch_turns_the_refusal_into_one_warning() -> None:
     result, stderr = probe(ATEN_CPU_CAPABILITY="avx2", **{ALLOW_SLOW_BF16_ENV: "1"})
     assert result == {"fp32": "ok", "check": "ok", "context": "ok", "autocast": True}
@@ -130,6 +133,7 @@ def run_cli(argv: list[str], **env: str) -> subprocess.CompletedProcess[str]:
                           cwd=REPO, capture_output=True, text=True, timeout=120)
 
 
+@pytest.mark.slow
 def test_cli_inpaint_bf16_on_avx2_exits_2_with_one_line(tmp_path: Path) -> None:
     inputs = write_inputs(tmp_path)
     out = tmp_path / "out" / "filled.png"

@@ -65,6 +65,7 @@ def test_the_measurement_finds_exactly_what_a_partial_convolution_zeroes(single_
     ("pconv", {"width": 8, "layers": 2}),  # two levels: the centre of a large hole stays open
     ("encdec", {"width": 8, "blocks": 0}),
 ])
+@pytest.mark.slow
 def test_float32_finds_the_same_pixels_as_float64(name, config, single_thread):
     torch.manual_seed(0)
     model = build_model(name, config)
@@ -75,6 +76,7 @@ def test_float32_finds_the_same_pixels_as_float64(name, config, single_thread):
     assert torch.equal(in_float32, in_float64)
 
 
+@pytest.mark.slow
 def test_rfr_leaves_the_centre_of_a_192px_square_out_of_reach(single_thread):
     """The authors' architecture, as released: six recurrences of two 7x7 partial
     convolutions at half resolution fill about 80 px in from the hole's edge, so the
@@ -110,6 +112,7 @@ def test_baselines_reach_every_hole_pixel_rfr_net_reaches(name, size, single_thr
         f"{', '.join(f'mask {i}: {s:.2%}' for i, s in zip(worst, shares, strict=True))}")
 
 
+@pytest.mark.slow
 def test_the_recurrence_stage_records_reach_and_the_report_shows_it(tmp_path, single_thread):
     from rfr.recurrence import architecture_propagation
     from rfr.report.reach import reach_table

@@ -29,6 +29,7 @@ def test_the_mask_update_does_not_depend_on_the_weights():
     assert levels[0].shape == (1, 4, 1, 64, 64)
 
 
+@pytest.mark.slow
 def test_architecture_record_shrinks_and_grows_with_the_hole(tmp_path, single_thread):
     summary = architecture_propagation(tmp_path, size=128, per_bin=2, seed=0, iter_num=3,
                                        progress=False)

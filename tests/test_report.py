@@ -236,6 +236,7 @@ def seed_mean(variant: str, metric: str) -> np.ndarray:
 # --- files --------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_tables_and_figures_are_written(report: ReportResult, built: tuple[Path, Path]) -> None:
     _, results = built
     names = {p.name for p in report.tables}
@@ -256,6 +257,7 @@ def test_tables_and_figures_are_written(report: ReportResult, built: tuple[Path,
 # --- methods table ------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_methods_csv_means_equal_the_values_put_in(report: ReportResult,
                                                     built: tuple[Path, Path]) -> None:
     path = built[1] / "tables" / "methods_scenes.csv"
@@ -275,6 +277,7 @@ def test_methods_csv_means_equal_the_values_put_in(report: ReportResult,
                 assert row["n_images"] == str(len(IDS) if level == "all" else PER_BIN)
 
 
+@pytest.mark.slow
 def test_undefined_images_are_left_out_of_means(report: ReportResult,
                                                 built: tuple[Path, Path]) -> None:
     rows = read_csv(built[1] / "tables" / "methods_scenes.csv")
@@ -286,6 +289,7 @@ def test_undefined_images_are_left_out_of_means(report: ReportResult,
     assert row["n_images"] == str(PER_BIN - 1)
 
 
+@pytest.mark.slow
 def test_unavailable_metric_shows_as_unavailable_with_its_reason(
         report: ReportResult, built: tuple[Path, Path]) -> None:
     tables = built[1] / "tables"
@@ -302,6 +306,7 @@ def test_unavailable_metric_shows_as_unavailable_with_its_reason(
     assert FID_REASON.replace("_", r"\_") in (tables / "methods_faces.tex").read_text()
 
 
+@pytest.mark.slow
 def test_dataset_level_fid_is_the_mean_over_seeds(report: ReportResult,
                                                   built: tuple[Path, Path]) -> None:
     rows = read_csv(built[1] / "tables" / "methods_scenes.csv")
@@ -312,6 +317,7 @@ def test_dataset_level_fid_is_the_mean_over_seeds(report: ReportResult,
     assert "CI over seeds only" in row["note"]
 
 
+@pytest.mark.slow
 def test_best_method_per_row_is_marked(report: ReportResult, built: tuple[Path, Path]) -> None:
     tables = built[1] / "tables"
     rows = read_csv(tables / "methods_scenes.csv")
@@ -326,6 +332,7 @@ def test_best_method_per_row_is_marked(report: ReportResult, built: tuple[Path, 
     assert r"\textbf{" in (tables / "methods_scenes.tex").read_text()
 
 
+@pytest.mark.slow
 def test_published_value_appears_only_where_given(report: ReportResult,
                                                   built: tuple[Path, Path]) -> None:
     tables = built[1] / "tables"
@@ -341,6 +348,7 @@ def test_published_value_appears_only_where_given(report: ReportResult,
     assert "31.50" not in (tables / "methods_faces.md").read_text()
 
 
+@pytest.mark.slow
 def test_random_vgg_runs_are_labelled(report: ReportResult, built: tuple[Path, Path]) -> None:
     tables = built[1] / "tables"
     faces = (tables / "methods_faces.md").read_text()
@@ -356,6 +364,7 @@ def test_random_vgg_runs_are_labelled(report: ReportResult, built: tuple[Path, P
     assert RANDOM_VGG_WARNING in report.warnings[0]
 
 
+@pytest.mark.slow
 def test_markdown_is_a_github_table(report: ReportResult, built: tuple[Path, Path]) -> None:
     lines = (built[1] / "tables" / "methods_scenes.md").read_text().splitlines()
     table = [x for x in lines if x.startswith("|")]
@@ -370,6 +379,7 @@ def test_markdown_is_a_github_table(report: ReportResult, built: tuple[Path, Pat
 # --- ablations ----------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_studies_come_from_the_variant_deltas(report: ReportResult,
                                               built: tuple[Path, Path]) -> None:
     tables = built[1] / "tables"
@@ -390,6 +400,7 @@ def test_studies_come_from_the_variant_deltas(report: ReportResult,
         assert {r["bin"] for r in read_csv(path)} == {"all", *(format_bin(b) for b in BINS)}
 
 
+@pytest.mark.slow
 def test_paired_wilcoxon_matches_scipy_and_detects_a_shift(report: ReportResult,
                                                           built: tuple[Path, Path]) -> None:
     rows = read_csv(built[1] / "tables" / "ablation_attention.csv")
@@ -416,6 +427,7 @@ def test_paired_wilcoxon_matches_scipy_and_detects_a_shift(report: ReportResult,
     assert row("rfr_no_kca", "psnr", "(0.3, 0.4]")["n_pairs"] == str(PER_BIN)
 
 
+@pytest.mark.slow
 def test_holm_adjustment_within_the_study(report: ReportResult, built: tuple[Path, Path]) -> None:
     rows = [r for r in read_csv(built[1] / "tables" / "ablation_iternum.csv")
             if r["bin"] == "all" and r["p_wilcoxon"]]
@@ -434,6 +446,7 @@ def test_holm_adjustment_within_the_study(report: ReportResult, built: tuple[Pat
     assert fid[0]["p_wilcoxon"] == "" and "no paired test" in fid[0]["note"]
 
 
+@pytest.mark.slow
 def test_one_seed_reduces_to_the_image_bootstrap(built: tuple[Path, Path],
                                                  tmp_path: Path) -> None:
     root, results = built
@@ -462,6 +475,7 @@ def test_one_seed_reduces_to_the_image_bootstrap(built: tuple[Path, Path],
 # --- cost ---------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_cost_table(report: ReportResult, built: tuple[Path, Path]) -> None:
     path = built[1] / "tables" / "cost.csv"
     assert path.read_text().splitlines()[0] == ("dataset,variant,parameters,gmacs,latency_ms,"
@@ -506,6 +520,7 @@ def test_stale_examples_grid_is_refused(built: tuple[Path, Path], tmp_path: Path
         read_examples(load_run(tmp_path, run.key))
 
 
+@pytest.mark.slow
 def test_figures_and_tables_are_byte_identical_across_runs(
         report: ReportResult, built: tuple[Path, Path]) -> None:
     root, results = built
@@ -591,6 +606,7 @@ class OnlyReportKeys(Mapping[str, Any]):
         raise AssertionError("the report took len(params)")
 
 
+@pytest.mark.slow
 def test_report_reads_only_compare_ablation_and_report(built: tuple[Path, Path],
                                                        tmp_path: Path) -> None:
     root, results = built

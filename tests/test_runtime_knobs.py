@@ -66,6 +66,7 @@ def test_changing_runtime_knobs_in_params_leaves_tracked_params_unchanged(tmp_pa
     assert dataclasses.replace(b, **{k: getattr(a, k) for k in RUNTIME_FIELDS}) == a
 
 
+@pytest.mark.slow
 def test_runtime_knobs_change_no_weight(tmp_path, single_thread):
     params = yaml.safe_load((ROOT / "profiles" / "smoke.yaml").read_text())
     base = pipeline.train_config(params, "demo-scenes", "rfr", 0, tmp_path / "a", None)

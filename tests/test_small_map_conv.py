@@ -77,6 +77,7 @@ def test_gemm_path_is_not_taken_on_larger_maps_or_without_gradients(dilated):
     assert not strided.takes_gemm_path(torch.randn(1, 8, 10, 10))  # 5x5 out
 
 
+@pytest.mark.slow
 def test_weight_gradient_matches_finite_differences_in_float64():
     torch.manual_seed(1)
     conv = SmallMapConv2d(3, 4, 3, 1, 2, dilation=2, bias=False).double()
@@ -132,6 +133,7 @@ def test_transposed_conv_under_bf16_takes_the_gemm_path_within_bf16_rounding(tra
     assert ours[2].dtype == torch.float32
 
 
+@pytest.mark.slow
 def test_transposed_gemm_gradients_match_finite_differences_in_float64():
     torch.manual_seed(3)
     conv = SmallMapConvTranspose2d(3, 2, 4, 2, 1, bias=False).double()
@@ -156,6 +158,7 @@ def test_cast_scope_casts_each_weight_once_and_forgets_on_exit():
     assert _weight_in(weight, torch.float32) is weight
 
 
+@pytest.mark.slow
 def test_rfrnet_gradients_with_and_without_the_gemm_paths_agree(monkeypatch):
     torch.manual_seed(4)
     model = RFRNet(RFRNetConfig(width=16)).train()

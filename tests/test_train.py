@@ -57,6 +57,7 @@ def tsv_steps(path: Path) -> list[int]:
     return [int(line.split("\t")[col]) for line in lines[1:]]
 
 
+@pytest.mark.slow
 def test_trains_logs_finite_terms_and_records_random_vgg(tmp_path, single_thread):
     result = train(tiny(tmp_path))
     assert set(result.metrics) == {*LOSS_TERMS, "total"}
@@ -100,6 +101,7 @@ RUNNER = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_to_bit_identical_weights(tmp_path, single_thread):
     steps = 8
     reference = train(tiny(tmp_path / "ref", steps=steps, finetune_steps=0))
@@ -135,7 +137,7 @@ def test_killed_run_resumes_to_bit_identical_weights(tmp_path, single_thread):
     assert expected.keys() == got.keys()
     unequal = [k for k in expected if not torch.equal(expected[k], got[k])]
     assert not unequal, f"resumed weights differ: {unequal[:5]}"
-    # curves: rows of steps that ran after the last checkpoint were replaced, not repeated
+    # curves: steps that ran after the last checkpoint were logged once, by the resume
     assert tsv_steps(out / "dvclive" / "plots" / "metrics" / "train" / "total.tsv") \
         == list(range(steps))
 
@@ -164,6 +166,7 @@ def test_nan_loss_stops_with_step_and_term_and_keeps_last_good_checkpoint(
     assert "step 3" in (tmp_path / "train.log").read_text()
 
 
+@pytest.mark.slow
 def test_finetune_phase_freezes_batchnorm_statistics(tmp_path, single_thread):
     phases = []
     train(tiny(tmp_path, steps=1, finetune_steps=2, checkpoint_every=1, keep_checkpoints=0),
@@ -188,6 +191,7 @@ def test_finetune_phase_freezes_batchnorm_statistics(tmp_path, single_thread):
     assert optimizer["param_groups"][0]["lr"] == pytest.approx(5e-5)
 
 
+@pytest.mark.slow
 def test_resume_with_another_config_is_a_clear_error(tmp_path, single_thread):
     train(tiny(tmp_path, steps=2))
     with pytest.raises(TrainingError, match=r"another config.*lr: checkpoint 0.0002, now 0.001"):
@@ -216,6 +220,7 @@ def test_cli_train_verb_and_yaml_errors(tmp_path, capsys, single_thread):
         tiny(tmp_path, precision="fp16")
 
 
+@pytest.mark.slow
 def test_curves_dir_holds_curves_and_a_cost_summary(tmp_path, single_thread):
     """The pipeline keeps curves and the summary apart from the checkpoints; the summary
     holds what the report's cost table needs, and a finished run started again keeps its
@@ -235,3 +240,53 @@ def test_curves_dir_holds_curves_and_a_cost_summary(tmp_path, single_thread):
     train(config)  # nothing left to do: resumes at the end
     again = json.loads((curves / "metrics.json").read_text())
     assert again["seconds"] >= summary["seconds"]
+
+
+@pytest.mark.slow
+def test_a_crash_between_curves_and_checkpoint_repeats_no_curve_row(
+        tmp_path, monkeypatch, single_thread):
+    """The curves reach the files right before each checkpoint; a run that dies while the
+    checkpoint is written left rows its resume runs again, and they are not repeated:
+    the files end byte-identical to those of an uninterrupted run."""
+    import rfr.run_state
+
+    class Crash(Exception):
+        pass
+
+    write = rfr.run_state.save_checkpoint
+
+    def dies_at_step_4(path, *args, **kwargs):
+        if Path(path).name == "step_0000004.pth":
+            raise Crash
+        return write(path, *args, **kwargs)
+
+    reference = tmp_path / "ref"
+    train(tiny(reference, steps=6))
+    out = tmp_path / "crashed"
+    monkeypatch.setattr(rfr.run_state, "save_checkpoint", dies_at_step_4)
+    with pytest.raises(Crash):
+        train(tiny(out, steps=6))
+    curves = Path("dvclive") / "plots" / "metrics" / "train"
+    assert tsv_steps(out / curves / "total.tsv") == [0, 1, 2, 3]  # beyond last.pth (2)
+    monkeypatch.setattr(rfr.run_state, "save_checkpoint", write)
+    assert train(tiny(out, steps=6)).resumed_from == 2
+    for term in (*LOSS_TERMS, "total"):
+        assert (out / curves / f"{term}.tsv").read_bytes() \
+            == (reference / curves / f"{term}.tsv").read_bytes()
+
+
+def test_training_in_a_git_repository_without_dvc_does_not_init_dvc(
+        tmp_path, monkeypatch, single_thread):
+    """dvclive.Live runs `dvc init` in a Git repository that has no .dvc, whatever its
+    options; the training curves are written without it."""
+    repo = tmp_path / "repo"
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    monkeypatch.chdir(repo)
+    monkeypatch.delenv("DVC_ROOT", raising=False)
+    train(tiny(repo / "run", steps=2))
+    assert tsv_steps(repo / "run" / "dvclive" / "plots" / "metrics" / "train" / "total.tsv") \
+        == [0, 1]
+    assert not (repo / ".dvc").exists() and not (repo / ".dvcignore").exists()
+    status = subprocess.run(["git", "status", "--porcelain"], cwd=repo, check=True,
+                            capture_output=True, text=True).stdout
+    assert all(line.startswith("??") for line in status.splitlines())  # nothing staged

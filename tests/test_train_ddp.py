@@ -91,6 +91,7 @@ def max_difference(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor],
 def lockstep_worker(rank: int, port: int, tmp: str) -> None:
     torchrun_env(rank, port)
     torch.set_num_threads(1)
+    import rfr.run_state as rs
     import rfr.train as rt
 
     writes = {"checkpoints": 0, "logs": 0, "curves": 0}
@@ -101,9 +102,9 @@ def lockstep_worker(rank: int, port: int, tmp: str) -> None:
             return fn(*args, **kwargs)
         return wrapped
 
-    rt.save_checkpoint = counting("checkpoints", rt.save_checkpoint)
+    rs.save_checkpoint = counting("checkpoints", rs.save_checkpoint)
     rt.add_file_log = counting("logs", rt.add_file_log)
-    rt.open_live = counting("curves", rt.open_live)
+    rt.TrainingCurves = counting("curves", rt.TrainingCurves)
     config = from_dict(rt.TrainConfig, {
         "model_config": {"width": 8}, "dataset": {"name": "demo-scenes", "size": 32},
         "loss": {"vgg_weights": "random"}, "batch_size": GLOBAL_BATCH, "gpus": WORLD_SIZE,
@@ -116,6 +117,7 @@ def lockstep_worker(rank: int, port: int, tmp: str) -> None:
                 "checkpoint": str(result.checkpoint)}, Path(tmp) / f"rank{rank}.pt")
 
 
+@pytest.mark.slow
 def test_two_cpu_ranks_split_the_global_batch_in_lockstep(tmp_path):
     mp.spawn(lockstep_worker, args=(free_port(), str(tmp_path)), nprocs=WORLD_SIZE,
              join=True)
@@ -211,6 +213,7 @@ def runs(tmp_path_factory, single_thread) -> dict[str, Any]:
     return found
 
 
+@pytest.mark.slow
 def test_two_ranks_see_the_samples_of_one_rank(runs):
     single = runs["single"]["seen"]
     assert single == [list(range(6)), list(range(6, 12))]
@@ -219,6 +222,7 @@ def test_two_ranks_see_the_samples_of_one_rank(runs):
         assert [a + b for a, b in zip(zero, one, strict=True)] == single
 
 
+@pytest.mark.slow
 def test_finetune_two_ranks_of_three_train_like_one_rank_of_six(runs):
     """BatchNorm frozen: the per-sample-mean losses make the averaged gradient that of
     the global batch, so only float rounding separates the runs."""
@@ -233,6 +237,7 @@ def test_finetune_two_ranks_of_three_train_like_one_rank_of_six(runs):
     assert max_difference(single, initial) > 50 * TOLERANCE  # the runs did train
 
 
+@pytest.mark.slow
 def test_phase1_trains_like_one_rank_only_with_sync_batchnorm(runs):
     """Per-rank BatchNorm statistics make 2 x 3 another run than 1 x 6 in phase 1: other
     running statistics, other gradients. Synchronised, it is the same run."""
@@ -264,6 +269,7 @@ def test_phase1_trains_like_one_rank_only_with_sync_batchnorm(runs):
     assert runs["phase1"][0]["types"] == ["BatchNorm2d"]
 
 
+@pytest.mark.slow
 def test_sync_batchnorm_checkpoint_loads_into_the_plain_model(runs):
     checkpoint = runs["dir"] / "phase1_sync" / "last.pth"
     model = load_checkpoint(checkpoint)
@@ -323,6 +329,7 @@ def sync_layer_worker(rank: int, port: int, tmp: str) -> None:
         dist.destroy_process_group()
 
 
+@pytest.mark.slow
 def test_sync_batchnorm_on_two_halves_equals_batchnorm_on_the_whole_batch(tmp_path,
                                                                           single_thread):
     mp.spawn(sync_layer_worker, args=(free_port(), str(tmp_path)), nprocs=WORLD_SIZE,
@@ -413,6 +420,7 @@ def test_pipeline_passes_gpus_and_sync_batchnorm_from_the_train_section(tmp_path
 # --- rfr train launches torchrun --------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_rfr_train_runs_gpus_ranks_under_torchrun(tmp_path, runs, monkeypatch, caplog):
     """`rfr train --config` with gpus 2 reruns itself as `python -m torch.distributed.run
     ... -m rfr.cli train ...`; the run equals the spawned 2 x 3 run bit for bit."""

@@ -34,6 +34,7 @@ def mask_bank(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.mark.parametrize("name", sorted(load_variants()))
+@pytest.mark.slow
 def test_variant_trains_and_evaluates(name: str, mask_bank: Path, tmp_path: Path,
                                       monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "no_weights"))

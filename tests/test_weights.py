@@ -79,6 +79,7 @@ def test_random_spec_is_labelled() -> None:
     assert resolve_vgg16_state_dict("random").is_random
 
 
+@pytest.mark.slow
 def test_valid_file_loads_and_gives_the_models_features(
     vgg_model: torchvision.models.VGG, vgg_file: Path
 ) -> None:
@@ -94,12 +95,14 @@ def test_valid_file_loads_and_gives_the_models_features(
         assert torch.equal(g, w), f"level {level}"
 
 
+@pytest.mark.slow
 def test_loss_built_from_a_path_is_labelled_with_it(vgg_file: Path) -> None:
     loss_fn = InpaintingLoss(LossConfig(vgg_weights=str(vgg_file)))
     assert not loss_fn.uses_random_vgg
     assert str(vgg_file) in loss_fn.vgg_source
 
 
+@pytest.mark.slow
 def test_imagenet_file_in_hub_is_found(empty_hub: Path, vgg_file: Path) -> None:
     empty_hub.mkdir(parents=True)
     (empty_hub / VGG_FILE).symlink_to(vgg_file)

@@ -33,6 +33,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, get_worker_info
 
 from rfr.data.transforms import preprocess, sample_rng
+from rfr.errors import DatasetFormatError, DatasetNotFoundError
 from rfr.image_io import ImageReadError, open_image
 
 log = logging.getLogger("rfr.data")
@@ -43,16 +44,6 @@ OnError = Literal["raise", "skip"]
 SHUFFLE_STREAM = 0x53485546  # "SHUF"
 # How many skipped names the end-of-pass report lists before it only counts.
 REPORT_NAMES = 20
-
-
-class DatasetNotFoundError(FileNotFoundError):
-    """A dataset, or a part of one, is not where it is expected. The message says what
-    was expected, where, and where the dataset is published."""
-
-
-class DatasetFormatError(ValueError):
-    """A dataset's list file is malformed or its split is empty; the message names the
-    file and the line."""
 
 
 @dataclass(frozen=True)

@@ -25,16 +25,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rfr.config import ConfigError
+from rfr.errors import LaunchError
 
 PER_RUN_GROUPS = ("train", "train-ablation", "evaluate", "evaluate-ablation")
 TRAIN_GROUPS = ("train", "train-ablation")
 EDGE = re.compile(r'^\s*"(?P<up>[^"]+)"\s*->\s*"(?P<down>[^"]+)"\s*;?\s*$')
 NODE = re.compile(r'^\s*"(?P<name>[^"]+)"\s*;?\s*$')
-
-
-class LaunchError(ConfigError):
-    """The launch cannot start or go on (DVC failed, an unknown stage); says what to do."""
 
 
 @dataclass(frozen=True)

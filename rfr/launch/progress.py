@@ -7,14 +7,14 @@ in the morning."""
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
+
+from rfr.atomic import write_json_atomic
 
 Outcome = Literal["done", "failed", "skipped"]
 log = logging.getLogger("rfr.launch")
@@ -72,9 +72,6 @@ class Progress:
         if self._bar is not None:
             self._bar.close()
         self._file.close()
-        path = self.log_dir / "launch.json"
-        tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps({**summary, "stages": [asdict(r) for r in self.results]},
-                                  indent=2) + "\n")
-        os.replace(tmp, path)
-        return path
+        return write_json_atomic(self.log_dir / "launch.json",
+                                 {**summary, "stages": [asdict(r) for r in self.results]},
+                                 indent=2)

@@ -28,6 +28,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from rfr.atomic import write_json_atomic
 from rfr.config import ConfigError
 from rfr.launch.config import SlurmConfig
 from rfr.launch.local import repro_stage_command, stage_log, worker_environment
@@ -142,9 +143,7 @@ class FinalRepro:
 
 
 def write_record(path: Path, results: list[dict[str, Any]]) -> None:
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(results, indent=2) + "\n")
-    os.replace(tmp, path)
+    write_json_atomic(path, results, indent=2)
 
 
 def slurm_parameters(config: SlurmConfig, gpus_per_run: int) -> dict[str, Any]:

@@ -7,9 +7,6 @@ the file or key and says what to do, so the CLI can print it without a traceback
 
 from __future__ import annotations
 
-
-class ReportError(ValueError):
-    """A user-fixable problem with the report's inputs; the message names the file."""
-
+from rfr.errors import ReportError  # defined with the suite's other user errors
 
 __all__ = ["ReportError"]

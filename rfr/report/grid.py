@@ -19,8 +19,6 @@ from rfr.evaluate import GRID_PADDING, grid_size
 from rfr.report.errors import ReportError
 from rfr.report.inputs import REPRO_HINT, RunData
 
-COLUMNS = ("masked input", "composite", "ground truth")
-
 
 def tile_box(row: int, col: int, size: int, padding: int = GRID_PADDING,
              ) -> tuple[int, int, int, int]:
@@ -87,4 +85,4 @@ def read_examples(run: RunData) -> ExamplesGrid:
     return ExamplesGrid(image, size, rows_per_bin, first_row)
 
 
-__all__ = ["COLUMNS", "ExamplesGrid", "crop_tile", "read_examples", "tile_box"]
+__all__ = ["ExamplesGrid", "crop_tile", "read_examples", "tile_box"]

@@ -5,9 +5,9 @@ images. Resampling only images treats one training run as the method and gives i
 that are too narrow; resampling only seeds ignores the images. So each bootstrap resample
 draws the seeds with replacement and, independently, the image ids with replacement (the
 same ids for every drawn seed, because every run of a dataset is scored on the same
-(image, hole) pairs), and takes the mean of the selected values. With one seed this is
-exactly `rfr.aggregate.bootstrap_ci` (same stream, same chunking), so the report and the
-per-run metrics.json agree there.
+(image, hole) pairs), and takes the mean of the selected values. The resampling is
+`rfr.bootstrap`'s, which `rfr.aggregate.bootstrap_ci` uses too, so with one seed the two
+are the same computation and the report and the per-run metrics.json agree there.
 
 **Why Wilcoxon on per-image values.** Variants of one dataset are scored on the same images
 and masks, so a paired test removes the (large) image-to-image variation. Per-image values
@@ -21,21 +21,13 @@ the family-wise error rate without the independence that other corrections assum
 from __future__ import annotations
 
 import math
-import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 from scipy import stats as scipy_stats
 
-CONFIDENCE = 0.95
-_CHUNK = 1 << 22  # as rfr.aggregate: resampled values drawn at once
-
-
-def stream_seed(seed: int, *labels: str) -> np.random.SeedSequence:
-    """A reproducible random stream per label tuple (crc32 is stable across processes,
-    unlike ``hash``), so one cell's interval never depends on which other cells exist."""
-    return np.random.SeedSequence([seed, *(zlib.crc32(label.encode()) for label in labels)])
+from rfr.bootstrap import CONFIDENCE, mean_ci, stream_seed
 
 
 def pooled_mean(matrix: np.ndarray) -> float:
@@ -53,47 +45,12 @@ def hierarchical_bootstrap_ci(matrix: np.ndarray | Sequence[Sequence[float]], *,
     Per resample: image ids drawn with replacement (shared by all seeds), then seeds drawn
     with replacement (skipped for one seed); the statistic is the mean of the defined
     values selected. Image columns undefined in every seed are dropped first. Returns None
-    when fewer than two values are defined (no interval exists).
+    when fewer than two values are defined (no interval exists). `rfr.bootstrap.mean_ci`.
     """
     array = np.asarray(matrix, dtype=np.float64)
     if array.ndim != 2:
         raise ValueError(f"expected a seeds x images matrix, got shape {array.shape}")
-    if resamples < 1 or not 0 < confidence < 1:
-        raise ValueError(f"need resamples >= 1 and 0 < confidence < 1, got {resamples}, "
-                         f"{confidence}")
-    defined = np.isfinite(array)
-    array, defined = array[:, defined.any(axis=0)], defined[:, defined.any(axis=0)]
-    if defined.sum() < 2:
-        return None
-    n_seeds, n_images = array.shape
-    values = np.where(defined, array, 0.0)
-    weights = defined.astype(np.float64)
-    rng = np.random.default_rng(seed)
-    means = np.empty(resamples)
-    chunk = max(1, _CHUNK // n_images)
-    for start in range(0, resamples, chunk):
-        stop = min(resamples, start + chunk)
-        size = stop - start
-        image_draw = rng.integers(0, n_images, size=(size, n_images))
-        if n_seeds == 1:
-            # The image bootstrap of rfr.aggregate, draw for draw.
-            sums = values[0][image_draw].sum(axis=1)
-            counts = weights[0][image_draw].sum(axis=1)
-        else:
-            offsets = (np.arange(size) * n_images)[:, None]
-            image_counts = np.bincount((image_draw + offsets).ravel(),
-                                       minlength=size * n_images).reshape(size, n_images)
-            seed_draw = rng.integers(0, n_seeds, size=(size, n_seeds))
-            offsets = (np.arange(size) * n_seeds)[:, None]
-            seed_counts = np.bincount((seed_draw + offsets).ravel(),
-                                      minlength=size * n_seeds).reshape(size, n_seeds)
-            sums = ((seed_counts @ values) * image_counts).sum(axis=1)
-            counts = ((seed_counts @ weights) * image_counts).sum(axis=1)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            means[start:stop] = sums / counts
-    tail = 100 * (1 - confidence) / 2
-    low, high = np.nanpercentile(means, [tail, 100 - tail])
-    return float(low), float(high)
+    return mean_ci(array, resamples=resamples, seed=seed, confidence=confidence)
 
 
 @dataclass(frozen=True)
