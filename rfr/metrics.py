@@ -352,13 +352,14 @@ def lpips_linear_weights_path() -> Path:
 class LPIPSAlex(nn.Module):
     """LPIPS v0.1, AlexNet trunk (Zhang et al. 2018; the ``lpips`` package's network).
 
-    Built with lpips' own constructor, ``lpips.LPIPS(pretrained=True, net="alex",
-    pnet_rand=True, model_path=<the wheel's alex.pth>)``, which reads the linear layers from
-    the lpips wheel and downloads nothing; its placeholder trunk is then replaced, layer by
-    layer as lpips slices it, by torchvision's AlexNet ``features`` loaded ``strict=True``
-    from a state dict (``alexnet-owt-7be5be79.pth``; classifier keys are ignored). The
-    construction checks that every trunk parameter is a loaded one and every linear weight
-    equals the file's, so a network with a random part cannot be built. Call with two
+    Built with lpips' own constructor, ``lpips.LPIPS(pretrained=False, net="alex",
+    pnet_rand=True)``, which downloads nothing. The linear layers are then loaded from the
+    lpips wheel's ``alex.pth`` (its keys checked against lpips' own first), and the
+    placeholder trunk is replaced, layer by layer as lpips slices it, by torchvision's
+    AlexNet ``features`` loaded ``strict=True`` from a state dict
+    (``alexnet-owt-7be5be79.pth``; classifier keys are ignored). The construction checks
+    that every trunk parameter is a loaded one, so a network with a random part cannot be
+    built. Call with two
     B x 3 x H x W images in [0, 1] (rescaled to [-1, 1] inside, lpips' ``normalize=True``);
     returns (B,). Move it with ``.to(device)`` like any module; inputs are cast to its dtype.
     """
@@ -376,16 +377,27 @@ class LPIPSAlex(nn.Module):
             trunk = torchvision.models.alexnet(weights=None).features
         trunk.to_empty(device="cpu").load_state_dict(
             {k.removeprefix("features."): v for k, v in features.items()}, strict=True)
-        # The linear layers: lpips' own loader reads its wheel's file (model_path), so no
-        # download; pnet_rand=True keeps it from fetching the ImageNet trunk.
+        # The linear layers: the lpips wheel's file, read here (no download). lpips is
+        # built without them (pretrained=False) and pnet_rand=True keeps it from fetching
+        # the ImageNet trunk.
         lin_path = lpips_linear_weights_path()
         lin = load_state_dict_file(lin_path)  # missing or damaged: the usual errors
         with warnings.catch_warnings():
             # lpips builds its placeholder trunk with torchvision's deprecated
             # `pretrained=False`; that trunk is replaced below.
             warnings.filterwarnings("ignore", category=UserWarning, module="torchvision")
-            net = lpips.LPIPS(pretrained=True, net="alex", version="0.1", pnet_rand=True,
-                              model_path=str(lin_path), verbose=False)
+            net = lpips.LPIPS(pretrained=False, net="alex", version="0.1", pnet_rand=True,
+                              verbose=False)
+        # Check the file against lpips' own linear layers before loading it, so that a
+        # file with missing, extra or mis-shaped keys cannot leave a layer at random.
+        expected = {k: v.shape for k, v in net.state_dict().items()
+                    if k.startswith("lin") and not k.startswith("lins.")}
+        problems = state_dict_mismatches(lin, expected)
+        if problems:
+            raise InvalidWeightsError(
+                f"{lin_path}: not the LPIPS v0.1 AlexNet linear layers "
+                f"({'; '.join(problems)}); reinstall lpips.", lin_path)
+        net.load_state_dict(lin, strict=False)  # strict=False: the file has no trunk
         # lpips.pretrained_networks.alexnet slices torchvision's `features` into slice1..5,
         # each child named by its index in `features`; put the loaded layers in their place.
         for slice_name, slice_module in net.net.named_children():
@@ -396,14 +408,6 @@ class LPIPSAlex(nn.Module):
         if {id(p) for p in net.net.parameters()} != {id(p) for p in trunk.parameters()}:
             raise RuntimeError("the LPIPS trunk does not use every AlexNet feature layer (lpips "
                                "changed?)")
-        # lpips loads model_path with strict=False: check that it took every linear weight.
-        loaded_lin = {k: v for k, v in net.state_dict().items()
-                      if k.startswith("lin") and not k.startswith("lins.")}
-        problems = state_dict_mismatches(lin, {k: v.shape for k, v in loaded_lin.items()})
-        if problems or not all(torch.equal(v, lin[k]) for k, v in loaded_lin.items()):
-            raise InvalidWeightsError(
-                f"{lin_path}: not the LPIPS v0.1 AlexNet linear layers "
-                f"({'; '.join(problems) or 'not loaded by lpips'}); reinstall lpips.", lin_path)
         self.net = net.eval().requires_grad_(False)
         self.source = source
 
