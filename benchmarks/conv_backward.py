@@ -1,10 +1,12 @@
 """Forward + backward time of every RFR-module convolution: oneDNN against the GEMM paths.
 
-``rfr.nn.small_map_conv`` sends some of the RFR module's layers through plain GEMMs on
-small maps, by a fixed rule (map size and dtype). This script prints, per layer shape of
-RFR-Net at the given image size and width, what oneDNN (``nn.Conv2d`` /
-``nn.ConvTranspose2d``) and the suite's layer take, in fp32 and under bf16 autocast, and
-whether the GEMM path was taken, so the rule can be re-checked on another machine.
+``rfr.nn.small_map_conv.use_small_map_gemm`` (the training setting ``small_map_gemm``)
+swaps some of the RFR module's layers for versions that run plain GEMMs on small maps,
+by a fixed rule (the layers it names; map size and dtype). This script prints, per layer
+shape of RFR-Net at the given image size and width, what oneDNN (``nn.Conv2d`` /
+``nn.ConvTranspose2d``, the plain network's layers) and the swapped layer take, in fp32
+and under bf16 autocast, and whether the GEMM path was taken, so the rule can be
+re-checked on another machine (a layer the swap leaves alone shows the same class twice).
 
     python benchmarks/conv_backward.py                 # 64 x 64 images, width 64, batch 6
     python benchmarks/conv_backward.py --size 256      # the paper's size: no GEMM path
@@ -33,10 +35,13 @@ def median_ms(fn: Callable[[], None], repeats: int) -> float:
 
 
 def rfr_module_inputs(size: int, width: int, batch: int) -> dict[str, tuple[nn.Module, Tensor]]:
-    """Each RFR-module convolution of a fresh RFRNet with the input it sees (one pass)."""
+    """Each RFR-module convolution of a fresh RFRNet, swapped for the GEMM versions where
+    the swap does so, with the input it sees (one pass)."""
     from rfr.models import build_model
+    from rfr.nn.small_map_conv import use_small_map_gemm
 
     model = build_model("rfr", {"width": width}).eval()
+    use_small_map_gemm(model)
     seen: dict[str, tuple[nn.Module, Tensor]] = {}
 
     def record(name: str) -> Callable[..., None]:

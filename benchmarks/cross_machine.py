@@ -26,9 +26,9 @@ ALPHA = 0.05
 
 
 def pooled(results: Path) -> dict[str, dict[str, float]]:
-    """{run: {metric: mean over all pairs}} from every metrics/<run>/metrics.json."""
+    """{run: {metric: mean over all pairs}} from every metrics/<run>/summary.json."""
     found = {}
-    for path in sorted((results / "metrics").glob("*/metrics.json")):
+    for path in sorted((results / "metrics").glob("*/summary.json")):
         overall = json.loads(path.read_text())["overall"]["metrics"]
         found[path.parent.name] = {m: float(overall[m]["mean"]) for m in METRICS
                                    if overall.get(m, {}).get("status") == "ok"}

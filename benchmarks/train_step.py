@@ -11,6 +11,11 @@ only).
     python benchmarks/train_step.py --device cuda
     python benchmarks/train_step.py --authors-repo ../RFR-Inpainting  # theirs, same inputs
     python benchmarks/train_step.py --all-variants       # steps/s of every ablation variant
+    python benchmarks/train_step.py --plain-layers       # without the small-map GEMM swap
+
+Ours is timed with the RFR module's small-map GEMM layers swapped in
+(``rfr.nn.small_map_conv.use_small_map_gemm``, the demo profile's ``small_map_gemm``), as
+the README's figures were; ``--plain-layers`` times the plain network.
 
 With ``--authors-repo`` (a checkout of jingyuanli001/RFR-Inpainting) the authors' own
 training step (their ``RFRNetModel.forward`` + ``update_parameters``: the same loss terms
@@ -77,6 +82,7 @@ def measure(args: argparse.Namespace, precision: str) -> dict[str, float]:
     from rfr.config import LossConfig
     from rfr.data import DatasetConfig, build_dataset
     from rfr.losses import InpaintingLoss
+    from rfr.nn.small_map_conv import use_small_map_gemm
     from rfr.train import (
         TrainConfig,
         TrainingSamples,
@@ -91,6 +97,8 @@ def measure(args: argparse.Namespace, precision: str) -> dict[str, float]:
     device = torch.device(args.device)
     torch.manual_seed(0)
     model = build_variant(args.variant, args.width).to(device).train()
+    if not args.plain_layers:
+        use_small_map_gemm(model)
     loss_fn = InpaintingLoss(LossConfig(vgg_weights="random")).to(device)
     optimizer = make_optimizer(model, TrainConfig(lr=2e-4), "train")
     samples = TrainingSamples(build_dataset(DatasetConfig(name="demo-scenes", size=args.size)),
@@ -145,6 +153,8 @@ def run_one(args: argparse.Namespace, variant: str, precision: str,
                str(args.batch), "--width", str(args.width), "--steps", str(args.steps),
                "--warmup", str(args.warmup), "--device", args.device,
                "--threads", str(args.threads)]
+    if args.plain_layers:
+        command.append("--plain-layers")
     if repo:
         command += ["--authors-repo", repo]
     done = subprocess.run(command, capture_output=True, text=True)
@@ -185,6 +195,8 @@ def main() -> None:
                         help="time every variant (ours only) and print one table")
     parser.add_argument("--authors-repo", default=None,
                         help="checkout of jingyuanli001/RFR-Inpainting: time theirs too")
+    parser.add_argument("--plain-layers", action="store_true",
+                        help="time ours without the small-map GEMM layers")
     parser.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
@@ -194,7 +206,8 @@ def main() -> None:
     subject = "every variant's" if args.all_variants else f"{args.variant}"
     print(f"{subject} training step: width {args.width}, {args.size}x{args.size}, batch "
           f"{args.batch}, device {args.device}, Adam, random VGG16, median of {args.steps} "
-          f"steps after {args.warmup} warm-up")
+          f"steps after {args.warmup} warm-up, "
+          f"{'plain layers' if args.plain_layers else 'small-map GEMM layers swapped in'}")
     if args.all_variants:
         print_all_variants(args)
         return

@@ -123,10 +123,12 @@ def seed_32bit(text: str) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from rfr.config import from_dict, load_yaml
     from rfr.evaluate import EvalConfig
+    from rfr.overrides import apply_overrides, with_overrides_named
 
     if args.params is not None:
         return run_evaluation(_pipeline_eval_config(args), args.no_progress)
     data = load_yaml(args.config) if args.config is not None else {}
+    data = apply_overrides(data, args.set, EvalConfig)
     flags = {"checkpoint": args.checkpoint, "predictions": args.predictions,
              "masks": args.masks, "out_dir": args.out, "batch_size": args.batch_size,
              "limit": args.limit, "precision": args.precision, "seed": args.seed,
@@ -152,8 +154,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         if key not in data:
             raise ConfigError(f"evaluate needs --{key.replace('_dir', '')} (or '{key}' in "
                               f"the --config file)")
-    return run_evaluation(from_dict(EvalConfig, data, str(args.config or "evaluate")),
-                          args.no_progress)
+    try:
+        config = from_dict(EvalConfig, data, str(args.config or "evaluate"))
+    except ConfigError as exc:
+        raise with_overrides_named(exc, args.set) from None
+    return run_evaluation(config, args.no_progress)
 
 
 def _pipeline_eval_config(args: argparse.Namespace):  # -> rfr.evaluate.EvalConfig
@@ -175,20 +180,23 @@ def run_evaluation(config, no_progress: bool) -> int:  # config: rfr.evaluate.Ev
         print(f"{label:>12}: n={entry['n_images']} "
               + " ".join(f"{name}={metrics[name]['mean']:.4f}"
                          for name in ("psnr", "ssim", "l1", "l1_hole") if "mean" in metrics[name]))
-    print(f"wrote {result.per_image_csv}, {result.metrics_json}"
+    print(f"wrote {result.per_image_csv}, {result.summary_json}, {result.metrics_json}, "
+          f"{result.bins_csv}"
           + (f", {result.grid}" if result.grid else ""))
     return 0
 
 
 def pipeline_run(args: argparse.Namespace) -> tuple[dict, str, str, int]:
-    """(params, dataset, variant, seed) of a pipeline-mode verb (--params ... --run ...)."""
+    """(params, dataset, variant, seed) of a pipeline-mode verb (--params ... --run ...);
+    the params with the verb's ``-S`` profile keys applied, if it has them."""
     from rfr.pipeline import load_params
 
     flags = {"dataset": "--dataset", "variant": "--variant", "run_seed": "--run-seed"}
     missing = [flag for key, flag in flags.items() if getattr(args, key) is None]
     if missing:
         raise ConfigError(f"with --params, give the run: {' '.join(missing)}")
-    return load_params(args.params), args.dataset, args.variant, args.run_seed
+    params = load_params(args.params, overrides=getattr(args, "set", ()))
+    return params, args.dataset, args.variant, args.run_seed
 
 
 def rerun_under_torchrun(args: argparse.Namespace, gpus: int) -> int:
@@ -209,6 +217,8 @@ def rerun_under_torchrun(args: argparse.Namespace, gpus: int) -> int:
         value = getattr(args, key, None)
         if value is not None:
             argv += [flag, str(value)]
+    for setting in getattr(args, "set", ()):
+        argv += ["-S", setting]
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
                f"--nproc-per-node={gpus}", "-m", "rfr.cli", *argv]
     log.info("gpus %d: running %s", gpus, shlex.join(command))
@@ -231,7 +241,8 @@ def cmd_train(args: argparse.Namespace) -> int:
             # exists; there a stale folder makes train() resume or refuse, never mix.
             reset_stale_run(config)
     elif args.config is not None:
-        config = load_train_config(args.config, out_dir=str(args.out) if args.out else None,
+        config = load_train_config(args.config, args.set,
+                                   out_dir=str(args.out) if args.out else None,
                                    curves_dir=str(args.curves) if args.curves else None)
     else:
         raise ConfigError("train needs --config FILE, or --params params.yaml with a run")
@@ -273,6 +284,14 @@ def add_pipeline_run_flags(p: argparse.ArgumentParser) -> None:
                    help="pipeline mode: the run's training seed")
 
 
+def add_set_flag(p: argparse.ArgumentParser, config_key: str) -> None:
+    p.add_argument("-S", "--set", dest="set", action="append", default=[],
+                   metavar="KEY=VALUE",
+                   help=f"change one setting (dotted key, YAML value; repeatable): with "
+                        f"--config {config_key}; with --params a profile key "
+                        f"(-S train.lr=1.0e-4), not tracked by DVC")
+
+
 def cmd_prepare(args: argparse.Namespace) -> int:
     from rfr.pipeline import load_params, prepare_dataset
 
@@ -290,7 +309,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
     if args.name is None:
         print("profiles: " + ", ".join(profile_names()))
         return 0
-    dest = use_profile(args.name, parse_roots(args.root), args.params)
+    dest = use_profile(args.name, parse_roots(args.root), args.params, args.set)
     print(f"wrote {dest} from profiles/{args.name}.yaml; now run: dvc repro")
     return 0
 
@@ -430,6 +449,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--variant", help="pipeline mode: the run's variant")
     p.add_argument("--run-seed", dest="run_seed", type=seed_32bit,
                    help="pipeline mode: the run's training seed")
+    add_set_flag(p, "an EvalConfig key (-S limit=8 -S dataset.size=32)")
     p.set_defaults(func=cmd_evaluate)
 
     p = verbs.add_parser(
@@ -442,6 +462,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--curves", type=Path,
                    help="folder for the dvclive curves and summary (default: OUT/dvclive)")
     add_pipeline_run_flags(p)
+    add_set_flag(p, "a TrainConfig key (-S steps=10 -S loss.hole=6.0)")
     p.set_defaults(func=cmd_train)
 
     p = verbs.add_parser(
@@ -463,6 +484,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "places2)")
     p.add_argument("--params", type=Path, default=Path("params.yaml"),
                    help="file to write (default: params.yaml)")
+    p.add_argument("-S", "--set", dest="set", action="append", default=[],
+                   metavar="KEY=VALUE",
+                   help="change a setting of the profile in the written params.yaml (dotted "
+                        "key, YAML value; repeatable): -S train.lr=1.0e-4 -S model.width=32")
     p.set_defaults(func=cmd_profile)
 
     p = verbs.add_parser(

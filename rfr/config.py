@@ -5,18 +5,38 @@ Configuration is data. A variant is a base config plus a small dict of changed k
 (`from_dict`), so a typo in a YAML key is an error instead of a silently ignored knob,
 and a value of the wrong type (`hole: six`, `lr: 2e-4`, which YAML reads as a string) is
 an error naming the file and the key instead of a crash at training step 1.
+
+The check is pydantic's (v2, strict mode, unknown keys forbidden) over a schema derived
+from the dataclasses' own fields (``schema_of``), so a field is declared once, as a
+dataclass field with its type hint; pydantic is imported on the first check, not at
+``import rfr.config`` (the command line starts without it). Ranges and rules between the
+fields of one config stay in the dataclasses' ``__post_init__`` (``check_int``,
+``check_literal``), so a config built in code is held to them too. The whole profile
+(``params.yaml``) is checked against ``rfr.profile_schema``, built from these same
+dataclasses.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 import types
 import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, TypeVar, get_args, get_origin, get_type_hints
+from typing import (
+    Annotated,
+    Any,
+    Literal,
+    NotRequired,
+    Required,
+    TypeVar,
+    get_args,
+    get_origin,
+    get_type_hints,
+)
 
 import yaml
 
@@ -120,33 +140,22 @@ def from_dict(cls: type[T], data: Mapping[str, Any] | None, where: str = "", *,
     """Build dataclass `cls` from a plain mapping (parsed YAML), recursing into nested
     dataclass fields.
 
-    Unknown keys are an error that lists the known ones, and every value is checked
-    against its field's type hint first (``check_type``), so that a wrong value fails
-    here, naming ``where`` (the file or a label) and the dotted key, and not at step 1 of
-    a training run. ``path`` is the dotted key of ``data`` itself in that file (e.g.
-    "train" for the train section of a profile). The ``__post_init__`` validators then
-    check ranges; their errors get the same ``where: path:`` prefix."""
+    The mapping is checked first against the pydantic schema derived from the
+    dataclass's fields (``schema_of``: unknown keys forbidden, strict types), so that a
+    wrong value fails here, naming ``where`` (the file or a label) and the dotted key,
+    and not at step 1 of a training run. ``path`` is the dotted key of ``data`` itself in
+    that file (e.g. "train" for the train section of a profile). The ``__post_init__``
+    validators then check ranges and the rules between fields; their errors get the same
+    ``where: path:`` prefix. The values are the given ones (an int stays an int in a float
+    field, a list stays a list), so a config written back is the config read."""
     if data is None:
         data = {}
     if not isinstance(data, Mapping):
         raise ConfigError(_located(where, path,
                                    _expected(f"a mapping of {cls.__name__} fields", data)))
     data = dict(data)
-    known = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    unknown = sorted(set(data) - set(known))
-    if unknown:
-        raise ConfigError(_located(
-            where, path,
-            f"unknown key(s) {unknown} for {cls.__name__}; known keys: {sorted(known)}"))
-    hints = get_type_hints(cls)
-    kwargs = {name: check_type(value, hints[name], _join(path, name), where)
-              for name, value in data.items()}
-    try:
-        return cls(**kwargs)
-    except ConfigError as exc:
-        if not (where or path):
-            raise
-        raise type(exc)(_located(where, path, str(exc))) from None
+    _validate(cls, data, path, where)
+    return _construct(cls, data, path, where)
 
 
 def check_type(value: Any, hint: Any, key: str, where: str = "") -> Any:
@@ -154,24 +163,223 @@ def check_type(value: Any, hint: Any, key: str, where: str = "") -> Any:
     mappings for nested dataclass fields turned into those dataclasses.
 
     YAML is loose where a config must not be: ``yes`` is a bool, ``2e-4`` is a string,
-    ``16`` is not a string. So: an int field takes an int but not a bool, a float field an
-    int or a float but not a bool, a bool field a bool, a str field a str, a Literal field
-    one of its choices, ``X | None`` null or an X, a mapping/list field a mapping/list
-    whose items fit, Any anything. A mismatch is a ConfigError
-    ``"{where}: {key}: expected ..., got ..."`` (``key`` is the dotted key in the file)."""
+    ``16`` is not a string. So (pydantic's strict mode): an int field takes an int but not
+    a bool, a float field an int or a float but not a bool, a bool field a bool, a str
+    field a str, a Literal field one of its choices, ``X | None`` null or an X, a
+    mapping/list field a mapping/list whose items fit (a list or a tuple for either: YAML
+    has lists only, and dataclasses.asdict keeps tuples), Any anything. A mismatch is a
+    ConfigError ``"{where}: {key}: expected ..., got ..."`` (``key`` is the dotted key in
+    the file)."""
+    _validate(hint, value, key, where)
+    return _build(value, hint, key, where)
+
+
+def schema_of(hint: Any) -> Any:
+    """The pydantic type that checks a value of type ``hint`` (a config dataclass, or any
+    field hint): a dataclass becomes a closed TypedDict of its init fields (unknown keys
+    forbidden, every key optional but those without a default), which also takes an
+    instance of the dataclass; lists and tuples take either; the rest is the hint itself,
+    checked in strict mode. A TypedDict and not a pydantic model, because the check must
+    not build anything: the dataclass is built from the given values afterwards, so that
+    its ``__post_init__`` runs on the values as written (and a field may be called
+    ``model_config``)."""
+    origin, args = get_origin(hint), get_args(hint)
+    if dataclasses.is_dataclass(hint) and isinstance(hint, type):
+        return _dataclass_schema(hint)
+    if origin in (typing.Union, types.UnionType):
+        return typing.Union[tuple(schema_of(arg) for arg in args)]  # noqa: UP007
+    if origin is Literal or not args:
+        if hint in (list, tuple) or hint is Sequence:
+            return Annotated[hint, _lax()]
+        return hint
+    if origin in (list, tuple) or origin is Sequence:
+        items = tuple(arg if arg is Ellipsis else schema_of(arg) for arg in args)
+        return Annotated[origin[items], _lax()]
+    if isinstance(origin, type) and issubclass(origin, Mapping):
+        return origin[tuple(schema_of(arg) for arg in args)]
+    return hint
+
+
+_STRICT = {"extra": "forbid", "strict": True, "arbitrary_types_allowed": True}
+
+
+def _lax() -> Any:
+    """List or tuple, whichever YAML or asdict gave; the items stay strict."""
+    from pydantic import Strict
+
+    return Strict(False)
+
+
+@functools.cache
+def _dataclass_schema(cls: type) -> Any:
+    from pydantic import ConfigDict, WrapValidator
+    from typing_extensions import TypedDict  # pydantic needs it on Python < 3.12
+
+    hints = get_type_hints(cls)
+    keys = {}
+    for item in dataclasses.fields(cls):
+        if not item.init:
+            continue
+        required = (item.default is dataclasses.MISSING
+                    and item.default_factory is dataclasses.MISSING)
+        keys[item.name] = (Required if required else NotRequired)[schema_of(hints[item.name])]
+    schema = TypedDict(cls.__name__, keys)  # type: ignore[operator]
+    schema.__pydantic_config__ = ConfigDict(**_STRICT)  # type: ignore[attr-defined]
+
+    def instance_or_mapping(value: Any, handler: Any) -> Any:
+        if isinstance(value, cls):
+            return value
+        return handler(dict(value) if isinstance(value, Mapping) else value)
+
+    return Annotated[schema, WrapValidator(instance_or_mapping)]
+
+
+@functools.lru_cache(maxsize=256)
+def _adapter(hint: Any) -> Any:
+    from pydantic import ConfigDict, TypeAdapter
+
+    schema = schema_of(hint)
+    if dataclasses.is_dataclass(hint):
+        return TypeAdapter(schema)  # the TypedDict carries its own (strict) config
+    return TypeAdapter(schema, config=ConfigDict(**_STRICT))
+
+
+def _validate(hint: Any, value: Any, key: str, where: str) -> None:
+    """Raise ConfigError, in the house format, for the first pydantic error of ``value``."""
+    from pydantic import ValidationError
+
     try:
-        return _check(value, hint, key, where)
-    except _Mismatch as exc:
-        raise ConfigError(_located(where, exc.key, exc.text)) from None
+        adapter = _adapter(hint)
+    except TypeError:  # an unhashable hint: no cache
+        adapter = _adapter.__wrapped__(hint)
+    try:
+        adapter.validate_python(value)
+    except ValidationError as exc:
+        raise ConfigError(_message(exc.errors(), hint, value, key, where)) from None
 
 
-class _Mismatch(Exception):
-    """A value does not fit its hint; ``key`` is where, ``text`` "expected ..., got ..."."""
+_ABSENT = object()
 
-    def __init__(self, key: str, text: str) -> None:
-        super().__init__(key, text)
-        self.key = key
-        self.text = text
+
+def _message(errors: list[Any], hint: Any, value: Any, key: str, where: str) -> str:
+    """pydantic's error, in the words the rest of the suite uses: the dotted key (``a.b``,
+    ``a[1]``), what the field takes (``describe``) and what it got, with the YAML float
+    hint; an unknown key lists the known ones."""
+    chosen = errors[0]
+    for error in errors:  # unknown keys of a level first, as the keys are read first
+        loc = tuple(error["loc"])
+        if error["type"] == "extra_forbidden" and tuple(chosen["loc"])[:len(loc) - 1] == loc[:-1]:
+            chosen = error
+            break
+    loc = list(chosen["loc"])
+    described = hint
+    while loc:
+        hint = strip_optional(hint)
+        origin, args = get_origin(hint), get_args(hint)
+        step = loc[0]
+        if dataclasses.is_dataclass(hint) and isinstance(hint, type):
+            names = [item.name for item in dataclasses.fields(hint) if item.init]
+            if chosen["type"] == "extra_forbidden" and len(loc) == 1:
+                unknown = sorted(str(e["loc"][-1]) for e in errors
+                                 if e["type"] == "extra_forbidden"
+                                 and tuple(e["loc"][:-1]) == tuple(chosen["loc"][:-1]))
+                return _located(where, key, f"unknown key(s) {unknown} for {hint.__name__}; "
+                                            f"known keys: {sorted(names)}")
+            if chosen["type"] == "missing" and len(loc) == 1:
+                return _located(where, key, f"missing key {step!r} for {hint.__name__}")
+            if step not in names:
+                break
+            hints = get_type_hints(hint)
+            loc.pop(0)
+            hint = described = hints[step]
+            value = value.get(step, _ABSENT) if isinstance(value, Mapping) else _ABSENT
+            key = _join(key, step)
+        elif isinstance(origin, type) and issubclass(origin, Mapping) and len(args) == 2:
+            loc.pop(0)
+            if loc and loc[0] == "[key]":
+                return _located(where, _join(key, str(step)),
+                                _expected(f"a key that is {describe(args[0])}", step))
+            hint = described = args[1]
+            value = value.get(step, _ABSENT) if isinstance(value, Mapping) else _ABSENT
+            key = _join(key, str(step))
+        elif origin in (list, tuple) or origin is Sequence:
+            fixed = origin is tuple and not (len(args) == 2 and args[1] is Ellipsis)
+            if not isinstance(step, int):
+                break
+            if fixed and chosen["type"] == "missing":
+                return _located(where, key, _expected(f"a list of {len(args)} items", value))
+            loc.pop(0)
+            hint = described = (args[step] if fixed else args[0]) if args else Any
+            value = value[step] if isinstance(value, list | tuple) and step < len(value) \
+                else _ABSENT
+            key = f"{key}[{step}]"
+        else:
+            break  # a union of several types: pydantic's remaining steps name its arms
+    if value is _ABSENT:
+        value = chosen.get("input")
+    stripped = strip_optional(hint)
+    if (get_origin(stripped) is tuple and chosen["type"] in ("too_long", "too_short")
+            and not loc):
+        return _located(where, key, _expected(f"a list of {len(get_args(stripped))} items",
+                                              value))
+    float_hint = _float_hint(value) if strip_optional(described) is float else ""
+    return _located(where, key, _expected(describe(described), value, float_hint))
+
+
+def strip_optional(hint: Any) -> Any:
+    """X for ``X | None`` (pydantic checks it as a nullable X, no step in the location)."""
+    if get_origin(hint) in (typing.Union, types.UnionType):
+        arms = [arm for arm in get_args(hint) if arm is not type(None)]
+        if len(arms) == 1:
+            return arms[0]
+    return hint
+
+
+def _has_dataclass(hint: Any) -> bool:
+    if dataclasses.is_dataclass(hint):
+        return True
+    return any(_has_dataclass(arg) for arg in get_args(hint) if arg is not Ellipsis)
+
+
+def _build(value: Any, hint: Any, key: str, where: str) -> Any:
+    """``value`` (already checked) with each mapping for a dataclass field turned into
+    that dataclass; every other value is returned as given."""
+    if not _has_dataclass(hint) or value is None:
+        return value
+    if dataclasses.is_dataclass(hint) and isinstance(hint, type):
+        if isinstance(value, hint):
+            return value
+        return _construct(hint, dict(value), key, where)
+    origin, args = get_origin(hint), get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        for arm in args:
+            if dataclasses.is_dataclass(arm) and isinstance(value, Mapping | arm):
+                return _build(value, arm, key, where)
+        return value
+    if origin in (list, tuple) or origin is Sequence:
+        fixed = origin is tuple and not (len(args) == 2 and args[1] is Ellipsis)
+        items = list(args) if fixed else [args[0]] * len(value)
+        return type(value)(_build(item, item_hint, f"{key}[{index}]", where)
+                           for index, (item, item_hint) in enumerate(zip(value, items,
+                                                                         strict=True)))
+    if isinstance(origin, type) and issubclass(origin, Mapping) and len(args) == 2:
+        return {name: _build(item, args[1], _join(key, str(name)), where)
+                for name, item in value.items()}
+    return value
+
+
+def _construct(cls: type[T], data: dict[str, Any], path: str, where: str) -> T:
+    """``cls(**data)`` once ``data`` passed the check; a validator's error gets the
+    ``where: path:`` prefix."""
+    hints = get_type_hints(cls)
+    kwargs = {name: _build(value, hints[name], _join(path, name), where)
+              for name, value in data.items()}
+    try:
+        return cls(**kwargs)
+    except ConfigError as exc:
+        if not (where or path):
+            raise
+        raise type(exc)(_located(where, path, str(exc))) from None
 
 
 def _join(path: str, name: str) -> str:
@@ -241,112 +449,6 @@ def describe(hint: Any) -> str:
     return str(hint)
 
 
-def _check(value: Any, hint: Any, key: str, where: str) -> Any:
-    origin = get_origin(hint)
-    args = get_args(hint)
-    if hint is Any or isinstance(hint, TypeVar):
-        return value
-    if origin in (typing.Union, types.UnionType):
-        return _check_union(value, hint, key, where)
-    if origin is Literal:
-        # 1 == True and 0 == False: a bool only matches a bool choice.
-        if not any(value == c and isinstance(value, bool) == isinstance(c, bool)
-                   for c in args):
-            raise _Mismatch(key, _expected(describe(hint), value))
-        return value
-    if hint is type(None):
-        if value is not None:
-            raise _Mismatch(key, _expected("null", value))
-        return value
-    if hint is bool:
-        ok = isinstance(value, bool)
-    elif hint is int:
-        ok = isinstance(value, int) and not isinstance(value, bool)
-    elif hint is float:
-        ok = isinstance(value, int | float) and not isinstance(value, bool)
-    elif hint is str:
-        ok = isinstance(value, str)
-    elif dataclasses.is_dataclass(hint):
-        if isinstance(value, hint):
-            return value
-        if isinstance(value, Mapping):
-            return from_dict(hint, value, where, path=key)  # type: ignore[arg-type]
-        ok = False
-    else:
-        container = origin if isinstance(origin, type) else hint
-        if not isinstance(container, type):
-            return value  # a hint this checker does not know (Callable, ...): trust it
-        if issubclass(container, Mapping):
-            return _check_mapping(value, args, key, where)
-        if issubclass(container, (list, tuple)) or container is Sequence:
-            return _check_sequence(value, container, args, key, where)
-        ok = isinstance(value, container)
-    if not ok:
-        raise _Mismatch(key, _expected(describe(hint), value,
-                                       _float_hint(value) if hint is float else ""))
-    return value
-
-
-def _check_union(value: Any, hint: Any, key: str, where: str) -> Any:
-    args = get_args(hint)
-    if value is None and type(None) in args:
-        return value
-    arms = [a for a in args if a is not type(None)]
-    if len(arms) == 1:
-        try:
-            return _check(value, arms[0], key, where)
-        except _Mismatch as exc:
-            if exc.key != key:
-                raise  # an item deeper down is wrong: name it, not the whole value
-            hint_text = _float_hint(value) if arms[0] is float else ""
-            raise _Mismatch(key, _expected(describe(hint), value, hint_text)) from None
-    for arm in arms:
-        try:
-            return _check(value, arm, key, where)
-        except _Mismatch:
-            continue
-    raise _Mismatch(key, _expected(describe(hint), value))
-
-
-def _check_mapping(value: Any, args: tuple[Any, ...], key: str, where: str) -> Any:
-    if not isinstance(value, Mapping):
-        raise _Mismatch(key, _expected("a mapping", value))
-    if len(args) != 2:
-        return value
-    key_hint, value_hint = args
-    checked = {}
-    for name, item in value.items():
-        try:
-            _check(name, key_hint, _join(key, str(name)), where)
-        except _Mismatch:
-            raise _Mismatch(_join(key, str(name)),
-                            _expected(f"a key that is {describe(key_hint)}", name)) from None
-        checked[name] = _check(item, value_hint, _join(key, str(name)), where)
-    if all(checked[name] is value[name] for name in checked):
-        return value
-    return checked
-
-
-def _check_sequence(value: Any, container: type, args: tuple[Any, ...], key: str,
-                    where: str) -> Any:
-    # YAML has lists only, and dataclasses.asdict keeps tuples: either is fine for both.
-    if not isinstance(value, list | tuple):
-        raise _Mismatch(key, _expected("a list", value))
-    if not args:
-        return value
-    if container is tuple and not (len(args) == 2 and args[1] is Ellipsis):
-        if len(value) != len(args):
-            raise _Mismatch(key, _expected(f"a list of {len(args)} items", value))
-        hints = list(args)
-    else:
-        hints = [args[0]] * len(value)
-    checked = [_check(item, item_hint, f"{key}[{index}]", where)
-               for index, (item, item_hint) in enumerate(zip(value, hints, strict=True))]
-    if all(new is old for new, old in zip(checked, value, strict=True)):
-        return value
-    return type(value)(checked)
-
-
 def to_dict(config: Any) -> dict[str, Any]:
     """Plain-data form of a config dataclass (for checkpoints, logs and YAML)."""
     return dataclasses.asdict(config)
@@ -385,6 +487,8 @@ __all__ = [
     "MergeKind",
     "RFRNetConfig",
     "from_dict",
+    "schema_of",
+    "strip_optional",
     "load_yaml",
     "replace_fields",
     "to_dict",

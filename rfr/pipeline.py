@@ -26,6 +26,13 @@ A profile (``profiles/<name>.yaml``; ``rfr profile NAME`` copies it to ``params.
     recurrence: {size: 256, per_bin: 8, seed: 0}       # hole shrinking of the architecture
     report:   {published: results/published.yaml, ...}
 
+The profile's schema, and every rule between its sections, is ``rfr.profile_schema``
+(``validate_params``); its ``train``, ``evaluate``, ``model`` and ``datasets`` entries are
+checked by the very dataclasses that ``rfr train --config`` and ``rfr evaluate --config``
+read. The command line may change single keys with ``-S key=value`` (``load_params``'s
+``overrides``; ``rfr.overrides``): untracked by DVC, unless ``rfr profile -S`` writes them
+into params.yaml.
+
 A derived profile (``profiles/rehearsal.yaml``) names a base and the dotted keys it
 changes (``derived_from: paper``, ``changes: {train.batch_size: 1, ...}``); it can only
 change keys its base has (``resolve_derived``), so it runs the base's very matrix.
@@ -56,11 +63,21 @@ import yaml
 from rfr.atomic import write_json_atomic, write_text_atomic
 from rfr.config import from_dict, load_yaml
 from rfr.data import DatasetConfig, build_dataset
-from rfr.errors import PipelineError
+from rfr.errors import ConfigError, PipelineError
 from rfr.eval_config import EvalConfig
+from rfr.overrides import with_overrides_named
+from rfr.profile_schema import (  # noqa: F401 -- SECTIONS: re-exported for the stages' users
+    EVAL_RUN_KEYS,
+    FULL_MODEL,
+    RUNTIME_SECTION,
+    SECTIONS,
+    TRAIN_RUN_KEYS,
+    check_profile,
+    check_recurrence,
+    refuse_run_keys,
+)
 from rfr.train_config import (
     LAST_NAME,
-    RUNTIME_FIELDS,
     TrainConfig,
     comparable_config,
     config_differences,
@@ -72,22 +89,12 @@ log = logging.getLogger(__name__)
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PROFILES_DIR = REPO_ROOT / "profiles"
 PARAMS_FILE = "params.yaml"
-FULL_MODEL = "rfr"
-SECTIONS = ("profile", "paths", "datasets", "compare", "ablation", "model", "train", "masks",
-            "evaluate", "recurrence", "report")
 PATH_KEYS = ("data", "runs", "results")
 # Datasets read from a folder the user provides (the demo sets ship with scikit-image).
 DATASETS_WITH_ROOT = ("celeba", "paris", "places2", "folder")
-# Set by the pipeline for every run; not profile settings.
-# The section of knobs that cannot change any number (rfr/train_config.py states the
-# rule): the train and evaluate stages read it untracked, and no stage declares it.
-RUNTIME_SECTION = "runtime"
 # A derived profile: its base's params with the listed dotted keys replaced.
 DERIVED_FROM = "derived_from"
 CHANGES = "changes"
-TRAIN_RUN_KEYS = ("model", "model_config", "dataset", "steps", "finetune_steps", "seed",
-                  "out_dir", "curves_dir")
-EVAL_RUN_KEYS = ("checkpoint", "predictions", "dataset", "masks", "out_dir", "run")
 
 
 def run_name(dataset: str, variant: str, seed: int) -> str:
@@ -142,177 +149,19 @@ class TrackedParams(Mapping[str, Any]):
         return json.loads(json.dumps(self._data.get(key) or {}))
 
 
-def _section(params: Mapping[str, Any], name: str, source: str) -> Any:
-    if name not in params:
-        raise PipelineError(f"{source}: missing section {name!r} (see profiles/demo.yaml)")
-    return params[name]
-
-
-def _names(value: Any, what: str, source: str) -> list:
-    if not isinstance(value, list) or not value:
-        raise PipelineError(f"{source}: {what} must be a non-empty list, got {value!r}")
-    if len(set(map(str, value))) != len(value):
-        raise PipelineError(f"{source}: {what} has duplicates: {value!r}")
-    return value
-
-
 def validate_params(params: Mapping[str, Any], source: str = PARAMS_FILE,
                     check_roots: bool = True) -> None:
-    """Raise PipelineError for an inconsistent profile, naming the key and the fix.
+    """Raise ConfigError (PipelineError for the rules between sections) for a profile
+    that does not fit the profile schema (``rfr.profile_schema``), naming the key and the
+    fix.
 
     With ``check_roots`` every dataset that lives in a user folder must name one that
     exists, so a paper-profile run stops before any work when a root is missing."""
-    for name in SECTIONS:
-        _section(params, name, source)
-    paths = params["paths"]
-    if not isinstance(paths, Mapping) or any(key not in paths for key in PATH_KEYS):
-        raise PipelineError(f"{source}: paths must give {list(PATH_KEYS)}")
-    datasets = params["datasets"]
-    if not isinstance(datasets, Mapping) or not datasets:
-        raise PipelineError(f"{source}: datasets must map names to {{data, schedule}}")
-    for key, entry in datasets.items():
-        where = f"{source}: datasets.{key}"
-        if not isinstance(entry, Mapping) or set(entry) != {"data", "schedule"}:
-            raise PipelineError(f"{where} must have exactly the keys data and schedule")
-        if not isinstance(entry["data"], Mapping):
-            raise PipelineError(f"{where}.data must be a mapping of DatasetConfig fields")
-        if "split" in entry["data"]:
-            raise PipelineError(f"{where}.data must not set split (train and test are "
-                                f"chosen by the stage)")
-        from_dict(DatasetConfig, {**entry["data"], "split": "train"}, source,
-                  path=f"datasets.{key}.data")
-        schedule = entry["schedule"]
-        if not isinstance(schedule, Mapping) or set(schedule) != {"steps", "finetune_steps"}:
-            raise PipelineError(f"{where}.schedule must have exactly steps and finetune_steps")
-        # The schedule's keys are TrainConfig fields of every run on this dataset.
-        from_dict(TrainConfig, schedule, source, path=f"datasets.{key}.schedule")
-    known_variants = load_variants()
-    compare = params["compare"]
-    ablation = params["ablation"]
-    for section, value in (("compare", compare), ("ablation", ablation)):
-        if not isinstance(value, Mapping):
-            raise PipelineError(f"{source}: {section} must be a mapping")
-        for variant in _names(value.get("variants"), f"{section}.variants", source):
-            if variant not in known_variants:
-                raise PipelineError(f"{source}: {section}.variants: unknown variant "
-                                    f"{variant!r}; known: {sorted(known_variants)}")
-        for seed in _names(value.get("seeds"), f"{section}.seeds", source):
-            if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-                raise PipelineError(f"{source}: {section}.seeds must be integers >= 0, "
-                                    f"got {seed!r}")
-    for dataset in _names(compare.get("datasets"), "compare.datasets", source):
-        if dataset not in datasets:
-            raise PipelineError(f"{source}: compare.datasets names {dataset!r}, which is not "
-                                f"under datasets ({sorted(datasets)})")
-    if ablation.get("dataset") not in compare["datasets"]:
-        raise PipelineError(
-            f"{source}: ablation.dataset {ablation.get('dataset')!r} must be one of "
-            f"compare.datasets {compare['datasets']}: the full model's runs there are the "
-            f"reference every ablation is paired with")
-    if FULL_MODEL not in compare["variants"]:
-        raise PipelineError(f"{source}: compare.variants must include {FULL_MODEL!r}, the "
-                            f"reference of the ablations")
-    if FULL_MODEL in ablation["variants"]:
-        raise PipelineError(f"{source}: ablation.variants must not list {FULL_MODEL!r}; its "
-                            f"runs come from compare (same dataset and seeds)")
-    missing_seeds = sorted(set(ablation["seeds"]) - set(compare["seeds"]))
-    if missing_seeds:
-        raise PipelineError(f"{source}: ablation.seeds {missing_seeds} are not in "
-                            f"compare.seeds {compare['seeds']}; the full model needs a run "
-                            f"with every ablation seed")
-    models = {known_variants[name].model for name in [*compare["variants"],
-                                                       *ablation["variants"]]}
-    _check_runtime_section(params, source)
-    _check_run_section(params, "train", TrainConfig, TRAIN_RUN_KEYS, {}, source)
-    _check_run_section(params, "evaluate", EvalConfig, EVAL_RUN_KEYS,
-                       {"checkpoint": "<the run's checkpoint>"}, source)
-    _check_model_section(params["model"], sorted(models), source)
-    _check_masks_section(params["masks"], source)
+    if isinstance(params, TrackedParams):
+        params = params._data  # validating reads every key; that is not a stage's read
+    check_profile(params, source)
     if check_roots:
         check_dataset_roots(params, source)
-
-
-def _check_run_section(params: Mapping[str, Any], section: str, cls: type,
-                       run_keys: Sequence[str], placeholders: Mapping[str, Any],
-                       source: str) -> None:
-    """Type-check a settings section that ``train_config``/``eval_config`` merge into
-    every run's ``cls``, at load, with the section's own keys in the message.
-
-    The check is the dataclass's (``from_dict``: known keys, each value against its
-    field's hint, then ``__post_init__``), so it follows the dataclass without a key list
-    here. The per-run keys are the pipeline's (a clash is refused as it would be at the
-    stage); ``placeholders`` stand in for the run keys the dataclass needs to be
-    constructible (an EvalConfig needs a checkpoint)."""
-    settings = params[section]
-    if not isinstance(settings, Mapping):
-        raise PipelineError(f"{source}: {section} must be a mapping of {cls.__name__} "
-                            f"fields, got {settings!r}")
-    _refuse_run_keys(settings, section, run_keys, source)
-    from_dict(cls, {**placeholders, **settings}, source, path=section)
-
-
-def _check_runtime_section(params: Mapping[str, Any], source: str) -> None:
-    """``runtime`` (optional) holds only the knobs that cannot change a number, and no
-    tracked section holds any of them: otherwise toggling a progress bar would retrain
-    every run (rfr/train_config.py states the rule)."""
-    runtime = params.get(RUNTIME_SECTION) or {}
-    if not isinstance(runtime, Mapping):
-        raise PipelineError(f"{source}: {RUNTIME_SECTION} must be a mapping of "
-                            f"{list(RUNTIME_FIELDS)}, got {runtime!r}")
-    unknown = sorted(set(runtime) - set(RUNTIME_FIELDS))
-    if unknown:
-        raise PipelineError(
-            f"{source}: {RUNTIME_SECTION}: {unknown} cannot go here: the section holds only "
-            f"knobs that cannot change any number ({list(RUNTIME_FIELDS)}), because no "
-            f"stage tracks it; put the others in their tracked section")
-    from_dict(TrainConfig, dict(runtime), source, path=RUNTIME_SECTION)
-    for section in ("train", "evaluate"):
-        misplaced = sorted(set(params.get(section) or {}) & set(RUNTIME_FIELDS))
-        if misplaced:
-            raise PipelineError(
-                f"{source}: {section}: {misplaced} cannot change any number, so they belong "
-                f"under {RUNTIME_SECTION}: (untracked); in {section} DVC would rerun every "
-                f"run when one is toggled (see rfr/train_config.py)")
-
-
-def _check_model_section(model: Any, models: Sequence[str], source: str) -> None:
-    """The model section is shared by every variant the profile runs, so each of its keys
-    must fit the config dataclass of each of those models that has it (and be a field of
-    at least one, so a typo is not silently ignored)."""
-    from rfr.variants import config_classes
-
-    if not isinstance(model, Mapping):
-        raise PipelineError(f"{source}: model must be a mapping, got {model!r}")
-    classes = [config_classes()[name] for name in models]
-    fields = {cls: {f.name for f in dataclasses.fields(cls)} for cls in classes}
-    known = set().union(*fields.values())
-    unknown = sorted(set(model) - known)
-    if unknown:
-        raise PipelineError(f"{source}: model: unknown key(s) {unknown}; known keys (fields "
-                            f"of the configs of {list(models)}): {sorted(known)}")
-    for cls in classes:
-        from_dict(cls, {k: v for k, v in model.items() if k in fields[cls]}, source,
-                  path="model")
-
-
-def _check_masks_section(masks: Any, source: str) -> None:
-    """The masks section is the arguments of ``rfr masks`` (dvc.yaml interpolates each),
-    i.e. of ``rfr.masks.write_mask_bank`` but its out_dir: exactly those keys, each of the
-    type of its parameter, so a bad value fails at load rather than in the masks stage."""
-    import inspect
-    from typing import get_type_hints
-
-    from rfr.config import check_type
-    from rfr.masks import write_mask_bank
-
-    names = [name for name in inspect.signature(write_mask_bank).parameters
-             if name != "out_dir"]
-    if not isinstance(masks, Mapping) or set(masks) != set(names):
-        got = sorted(masks) if isinstance(masks, Mapping) else masks
-        raise PipelineError(f"{source}: masks must have exactly the keys {names}, got {got!r}")
-    hints = get_type_hints(write_mask_bank)
-    for name in names:
-        check_type(masks[name], hints[name], f"masks.{name}", source)
 
 
 def check_dataset_roots(params: Mapping[str, Any], source: str = PARAMS_FILE) -> None:
@@ -334,12 +183,30 @@ def check_dataset_roots(params: Mapping[str, Any], source: str = PARAMS_FILE) ->
             f"layouts are in docs/datasets.md)")
 
 
-def load_params(path: str | Path = PARAMS_FILE, check_roots: bool = True) -> dict[str, Any]:
+def load_params(path: str | Path = PARAMS_FILE, check_roots: bool = True,
+                overrides: Sequence[str] = ()) -> dict[str, Any]:
     """Read and validate a profile (``params.yaml`` or ``profiles/<name>.yaml``; a derived
-    profile is resolved against its base first)."""
+    profile is resolved against its base first), with the command line's ``-S key=value``
+    settings applied (dotted profile keys, ``rfr.overrides``). Those are not in the file,
+    so DVC does not track them: they are for runs outside ``dvc repro``."""
     params = resolve_derived(load_yaml(path), str(path))
-    validate_params(params, str(path), check_roots=check_roots)
+    params = apply_profile_overrides(params, overrides)
+    try:
+        validate_params(params, str(path), check_roots=check_roots)
+    except ConfigError as exc:
+        raise with_overrides_named(exc, overrides) from None
     return params
+
+
+def apply_profile_overrides(params: Mapping[str, Any],
+                            overrides: Sequence[str]) -> dict[str, Any]:
+    """``params`` with each ``-S key=value`` set, each checked against the profile
+    schema on its own (the whole profile is checked by the caller)."""
+    if not overrides:
+        return dict(params)
+    from rfr.overrides import apply_overrides, profile_hint
+
+    return apply_overrides(params, overrides, None, resolve=profile_hint)
 
 
 def runs(params: Mapping[str, Any]) -> list[tuple[str, str, int]]:
@@ -362,18 +229,8 @@ def _tracked(params: Mapping[str, Any]) -> TrackedParams:
 def _settings(tracked: TrackedParams, section: str, run_keys: Sequence[str]) -> dict[str, Any]:
     """A stage's settings section, which must leave the per-run keys to the pipeline."""
     settings = tracked[section].plain()
-    _refuse_run_keys(settings, section, run_keys, "params")
+    refuse_run_keys(settings, section, run_keys, "params")
     return settings
-
-
-def _refuse_run_keys(settings: Mapping[str, Any], section: str, run_keys: Sequence[str],
-                     source: str) -> None:
-    """A settings section must leave the per-run keys to the pipeline."""
-    clashes = sorted(set(settings) & set(run_keys))
-    if clashes:
-        raise PipelineError(f"{source}: {section} must not set {clashes}: the pipeline sets "
-                            f"them per run (datasets.<name>, model, the matrix's dataset, "
-                            f"variant and seed, the paths)")
 
 
 def dataset_config(params: Mapping[str, Any], dataset: str, split: str) -> DatasetConfig:
@@ -471,9 +328,7 @@ def recurrence_settings(params: Mapping[str, Any]) -> dict[str, Any]:
     """Reads ``recurrence``: size, per_bin, seed of the architecture-level hole-shrinking
     record (rfr.recurrence.architecture_propagation) of the full model's architecture."""
     settings = _tracked(params)["recurrence"].plain()
-    if set(settings) != {"size", "per_bin", "seed"}:
-        raise PipelineError(f"params: recurrence must have exactly size, per_bin and seed, "
-                            f"got {sorted(settings)}")
+    check_recurrence(settings, "params")
     return settings
 
 
@@ -605,9 +460,10 @@ def parse_roots(pairs: Sequence[str]) -> dict[str, str]:
 
 
 def use_profile(name: str, roots: Mapping[str, str] | None = None,
-                dest: str | Path = PARAMS_FILE) -> Path:
+                dest: str | Path = PARAMS_FILE, overrides: Sequence[str] = ()) -> Path:
     """Write ``profiles/<name>.yaml`` to ``dest`` (params.yaml), with dataset roots filled
-    in, after checking it: a missing root fails here, before any stage runs."""
+    in and the ``-S key=value`` settings applied (then tracked, as params.yaml holds them),
+    after checking it: a missing root fails here, before any stage runs."""
     source = profile_path(name)
     text = source.read_text()
     raw = yaml.safe_load(text)
@@ -618,13 +474,17 @@ def use_profile(name: str, roots: Mapping[str, str] | None = None,
     if unknown:
         raise PipelineError(f"--root for {unknown}: profile {name!r} has the datasets "
                             f"{sorted(params['datasets'])}")
-    if roots or derived:
+    params = apply_profile_overrides(params, overrides)
+    if roots or derived or overrides:
         for key, folder in roots.items():
             params["datasets"][key]["data"]["root"] = str(Path(folder).expanduser())
         header = "".join(line + "\n" for line in text.splitlines()
                          if line.startswith("#"))
         text = header + yaml.safe_dump(params, sort_keys=False)
-    validate_params(params, str(source))
+    try:
+        validate_params(params, str(source))
+    except ConfigError as exc:
+        raise with_overrides_named(exc, overrides) from None
     return write_text_atomic(dest, text)
 
 
@@ -632,6 +492,7 @@ __all__ = [
     "FULL_MODEL",
     "PipelineError",
     "TrackedParams",
+    "apply_profile_overrides",
     "check_dataset_roots",
     "dataset_config",
     "eval_config",

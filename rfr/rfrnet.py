@@ -23,7 +23,6 @@ from rfr.nn.attention import AttentionModule, AttentionState
 from rfr.nn.batchnorm import freeze_batchnorm_in
 from rfr.nn.contract import check_inputs, pad_to_multiple
 from rfr.nn.partial_conv import PartialConv2d
-from rfr.nn.small_map_conv import SmallMapConv2d, SmallMapConvTranspose2d, cast_scope
 
 # The network downsamples by 2 (Pconv1) and then by 8 (the RFR module's encoder).
 SIZE_MULTIPLE = 16
@@ -60,6 +59,8 @@ class RFRModule(nn.Module):
 
     Three stride-2 convolutions and three dilated ones, then a decoder with skip
     connections; the attention sits after ``dec_3``, at 1/8 of the input image's size.
+    Plain torch layers; training may swap the ones on the deepest map for CPU GEMM
+    versions (``rfr.nn.small_map_conv.use_small_map_gemm``, opt-in).
     """
 
     def __init__(self, width: int, attention: str, iter_num: int) -> None:
@@ -71,7 +72,7 @@ class RFRModule(nn.Module):
             setattr(self, f"enc_{i}", _conv_bn_act(conv, channels * 2, nn.ReLU(inplace=True)))
             channels *= 2
         for i in range(4, 7):
-            conv = SmallMapConv2d(deep, deep, 3, 1, 2, dilation=2, bias=False)
+            conv = nn.Conv2d(deep, deep, 3, 1, 2, dilation=2, bias=False)
             setattr(self, f"enc_{i}", _conv_bn_act(conv, deep, nn.ReLU(inplace=True)))
         if attention != "none":
             # With one recurrence there is nothing to be consistent with: KCA's blend
@@ -79,10 +80,10 @@ class RFRModule(nn.Module):
             accumulate = attention == "kca" and iter_num > 1
             self.att = AttentionModule(deep, accumulate=accumulate)
         for i in (5, 4):
-            conv = SmallMapConv2d(deep * 2, deep, 3, 1, 2, dilation=2, bias=False)
+            conv = nn.Conv2d(deep * 2, deep, 3, 1, 2, dilation=2, bias=False)
             setattr(self, f"dec_{i}", _conv_bn_act(conv, deep, nn.LeakyReLU(0.2, inplace=True)))
         self.dec_3 = _conv_bn_act(
-            SmallMapConvTranspose2d(deep * 2, deep, 4, 2, 1, bias=False), deep,
+            nn.ConvTranspose2d(deep * 2, deep, 4, 2, 1, bias=False), deep,
             nn.LeakyReLU(0.2, inplace=True),
         )
         self.dec_2 = _conv_bn_act(
@@ -157,8 +158,7 @@ class RFRNet(nn.Module):
         check_inputs(masked_image, mask)
         height, width = masked_image.shape[-2:]
         masked_image, mask = pad_to_multiple(masked_image, mask, SIZE_MULTIPLE)
-        with cast_scope():  # one bf16 copy of each weight per pass, not per recurrence
-            trace = self._forward_padded(masked_image, mask, keep_intermediates)
+        trace = self._forward_padded(masked_image, mask, keep_intermediates)
         trace.output = trace.output[..., :height, :width]
         return trace
 

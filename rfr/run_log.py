@@ -3,8 +3,14 @@ and the summary a report reads.
 
 **Curves.** ``curves_dir(config)`` (default ``out_dir/dvclive``) holds dvclive's layout:
 ``plots/metrics/train/<term>.tsv`` (columns ``step`` and the term, one row per step, from
-0) and ``metrics.json`` (the latest value of each term under ``train``, the last
-``step``, and at the end the ``training_summary``). The rows are written by dvclive's own
+0) and two summaries. ``summary.json`` is the whole record: the latest value of each term
+under ``train``, the last ``step``, and at the end the ``training_summary`` (cost and
+provenance); the report reads it, and a resume reads its wall time back from it.
+``metrics.json`` is its flat numeric view for ``dvc metrics show`` (one short row per
+run, where strings and nesting would make a row thousands of characters wide): the last
+loss terms as ``loss_<term>`` (the prefix keeps them apart from the evaluation's
+``l1_hole`` and the like in one table) and, once the run has finished, ``steps``,
+``seconds``, ``steps_per_second`` and ``parameters``. The rows are written by dvclive's own
 writer (``dvclive.plots.Metric``, which ``dvclive.Live.log_metric`` uses), not through
 ``dvclive.Live``: Live looks for a DVC repository on construction and, finding none
 inside a Git repository, runs ``dvc init`` there (whatever ``save_dvc_exp`` and
@@ -27,6 +33,7 @@ from __future__ import annotations
 import datetime
 import json
 import logging
+import math
 import platform
 import shutil
 from collections.abc import Mapping
@@ -44,8 +51,12 @@ from rfr.train_config import TrainConfig
 
 TRAIN_LOGGER = "rfr.train"  # the loop's logger, which train.log records
 CURVES_PREFIX = "train"  # curve names are train/<term>
-METRICS_FILE = "metrics.json"
+METRICS_FILE = "metrics.json"  # flat numbers, for `dvc metrics`
+SUMMARY_FILE = "summary.json"  # everything, for the report and a resume
 PLOTS_DIR = "plots"
+LOSS_PREFIX = "loss_"  # metrics.json names a loss term loss_<term>
+# The training_summary numbers that metrics.json repeats (the rest is provenance).
+FLAT_SUMMARY_KEYS = ("steps", "seconds", "steps_per_second", "parameters")
 
 
 def curves_dir(config: TrainConfig) -> Path:
@@ -74,17 +85,17 @@ class TrainingCurves:
         self._writers: dict[str, Any] = {}
         self._pending: list[tuple[int, dict[str, float]]] = []
         plots = self.dir / PLOTS_DIR / Metric.subfolder
-        summary = self.dir / METRICS_FILE
+        summary = self.dir / SUMMARY_FILE
         self.summary: dict[str, Any] = {}
         self._on_disk: dict[str, int] = {}  # curve name -> last step its file holds
         if resume:
-            if summary.exists():
-                self.summary = json.loads(summary.read_text(encoding="utf-8"))
+            self.summary = _read_summary(summary, self.dir / METRICS_FILE)
             self._on_disk = {tsv.relative_to(plots).with_suffix("").as_posix(): _last_step(tsv)
                              for tsv in plots.rglob("*.tsv")}
         else:
             shutil.rmtree(plots, ignore_errors=True)
             summary.unlink(missing_ok=True)
+            (self.dir / METRICS_FILE).unlink(missing_ok=True)
         self.dir.mkdir(parents=True, exist_ok=True)
 
     def log(self, step: int, terms: Mapping[str, float]) -> None:
@@ -92,7 +103,7 @@ class TrainingCurves:
         self._pending.append((step, dict(terms)))
 
     def flush(self) -> None:
-        """Write the kept rows to the curves and the latest values to metrics.json."""
+        """Write the kept rows to the curves and the latest values to the summaries."""
         for step, terms in self._pending:
             latest = self.summary.setdefault(CURVES_PREFIX, {})
             for term, value in terms.items():
@@ -109,14 +120,52 @@ class TrainingCurves:
         self._write_summary()
 
     def finish(self, summary: Mapping[str, Any]) -> None:
-        """Flush and add ``summary`` (``training_summary``) to metrics.json."""
+        """Flush and add ``summary`` (``training_summary``) to the summaries."""
         self.flush()
         self.summary.update(summary)
         self._write_summary()
 
     def _write_summary(self) -> None:
-        # dvclive's metrics.json format (dvclive.serialize.dump_json: indent 4, newline)
-        write_json_atomic(self.dir / METRICS_FILE, self.summary, indent=4)
+        # both in dvclive's metrics.json format (dvclive.serialize.dump_json: indent 4,
+        # newline)
+        write_json_atomic(self.dir / SUMMARY_FILE, self.summary, indent=4)
+        write_json_atomic(self.dir / METRICS_FILE, flat_training_metrics(self.summary),
+                          indent=4, allow_nan=False)
+
+
+def _read_summary(summary: Path, metrics: Path) -> dict[str, Any]:
+    """The summary a resume continues. A run started before summary.json existed kept
+    the whole record in metrics.json (recognised by its ``train`` block); reading that
+    keeps the wall time of its earlier invocations in the total."""
+    if summary.exists():
+        return json.loads(summary.read_text(encoding="utf-8"))
+    if metrics.exists():
+        old = json.loads(metrics.read_text(encoding="utf-8"))
+        if isinstance(old, dict) and isinstance(old.get(CURVES_PREFIX), dict):
+            return old
+    return {}
+
+
+def _number(value: Any) -> float | int | None:
+    """A finite int or float as it is; anything else (None, a string, a bool, NaN) None."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return value if math.isfinite(value) else None
+
+
+def flat_training_metrics(summary: Mapping[str, Any]) -> dict[str, float | int]:
+    """metrics.json from a summary.json record: ``loss_<term>`` for each last loss term,
+    then the numbers of ``FLAT_SUMMARY_KEYS`` it has. A value without a finite number (a
+    diverged term, ``steps_per_second`` of a zero-time run) is left out, not written as
+    NaN or null, so that every value DVC reads is a number."""
+    flat: dict[str, float | int] = {}
+    for term, value in (summary.get(CURVES_PREFIX) or {}).items():
+        if (number := _number(value)) is not None:
+            flat[LOSS_PREFIX + term] = number
+    for key in FLAT_SUMMARY_KEYS:
+        if (number := _number(summary.get(key))) is not None:
+            flat[key] = number
+    return flat
 
 
 def _last_step(tsv: Path) -> int:
@@ -187,9 +236,12 @@ def write_json(path: Path, data: Any) -> Path:
 
 
 __all__ = [
+    "METRICS_FILE",
+    "SUMMARY_FILE",
     "TrainingCurves",
     "add_file_log",
     "curves_dir",
+    "flat_training_metrics",
     "run_metadata",
     "training_summary",
     "write_json",

@@ -93,15 +93,24 @@ def read_resume_state(out_dir: Path, config: TrainConfig, world_size: int) -> di
     return payload
 
 
+def nonfinite_weights(model: nn.Module) -> list[str]:
+    """State-dict names of ``model``'s floating tensors holding a NaN or an infinity."""
+    return [name for name, tensor in model.state_dict().items()
+            if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all())]
+
+
 def write_training_checkpoint(out_dir: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
                               step: int, phase: str, config: TrainConfig, world_size: int,
                               vgg: Mapping[str, Any], samples: TrainingSamples) -> Path:
     """Write the checkpoint of ``step``, point last.pth at it and drop the checkpoints
-    beyond ``config.keep_checkpoints``; refuses (DivergedError) non-finite weights."""
-    for name, tensor in model.state_dict().items():
-        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
-            raise DivergedError(f"step {step}: weight {name} is not finite; no checkpoint "
-                                f"written, the previous one is kept")
+    beyond ``config.keep_checkpoints``; refuses (DivergedError) non-finite weights.
+
+    The training loop checks the weights on every rank before (``rfr.train``'s collective
+    check); this check stays so that no caller can write a diverged checkpoint."""
+    bad = nonfinite_weights(model)
+    if bad:
+        raise DivergedError(f"step {step}: weight {bad[0]} is not finite; no checkpoint "
+                            f"written, the previous one is kept")
     next_global = step * config.batch_size  # the global batch: any world size
     epoch, position = divmod(next_global, len(samples.dataset))
     training = {
@@ -128,6 +137,7 @@ def write_training_checkpoint(out_dir: Path, model: nn.Module, optimizer: torch.
 __all__ = [
     "checkpoint_path",
     "link_last",
+    "nonfinite_weights",
     "read_resume_state",
     "restore_rng_states",
     "rng_states",

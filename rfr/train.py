@@ -34,7 +34,9 @@ Files in ``out_dir`` (rank 0 only): ``checkpoints/step_XXXXXXX.pth`` (suite form
 ``training`` = optimizer, step, phase, RNG states, config), ``last.pth`` (hard link to
 the newest, replaced atomically), ``train.log``, ``run.json`` (config, VGG source, world
 size, versions), ``metrics.json`` (last loss terms) and ``dvclive/`` (one step-indexed
-curve per loss term, written when the checkpoint of its steps is). The checkpoints and
+curve per loss term, written when the checkpoint of its steps is, beside the run's
+``summary.json`` and its flat ``metrics.json``; the pipeline puts this folder in
+``results/train/<run>`` with ``curves_dir``). The checkpoints and
 resume are ``rfr.run_state``; the curves, train.log, run.json and the summary
 ``rfr.run_log``; this module is the loop.
 """
@@ -60,6 +62,7 @@ from rfr.data import build_dataset
 from rfr.errors import DivergedError, TrainingError
 from rfr.losses import InpaintingLoss
 from rfr.models import build_model
+from rfr.nn.small_map_conv import use_small_map_gemm
 from rfr.precision import check_precision, precision_context
 from rfr.run_log import (
     TRAIN_LOGGER,
@@ -72,6 +75,7 @@ from rfr.run_log import (
 )
 from rfr.run_state import (
     checkpoint_path,
+    nonfinite_weights,
     read_resume_state,
     restore_rng_states,
     write_training_checkpoint,
@@ -223,6 +227,10 @@ def train(config: TrainConfig, on_step: StepCallback | None = None) -> TrainResu
 
         torch.manual_seed(config.seed)  # model init: identical on every rank
         model = build_model(config.model, config.model_config).to(info.device)
+        if config.small_map_gemm:  # before DDP, which wraps the module tree it is given
+            swapped = use_small_map_gemm(model)
+            if info.is_main:
+                log.info("small_map_gemm: %d layer(s) use the CPU GEMM paths", swapped)
         if config.sync_batchnorm and info.distributed:
             # Global-batch statistics in phase 1. The layers keep their parameter and
             # buffer tensors and names: state dict, optimizer and checkpoints are those
@@ -303,6 +311,7 @@ def train(config: TrainConfig, on_step: StepCallback | None = None) -> TrainResu
                     bar.update(1)
                     bar.set_postfix(loss=f"{terms_f['total']:.4g}", phase=phase)
             if done % config.checkpoint_every == 0 or done == config.total_steps:
+                check_finite_weights(model, done, info)  # every rank: all stop together
                 if info.is_main:
                     curves.flush()  # first: the curves never miss a checkpointed step
                     last_ckpt = write_training_checkpoint(out_dir, model, optimizer, done,
@@ -370,6 +379,31 @@ def check_finite(terms: Mapping[str, Tensor], step: int, info: DistInfo,
     message = (f"loss is not finite at step {step}: {shown} (term(s) {', '.join(names)}); "
                f"training stopped before updating the weights; {kept}. Lower the learning "
                f"rate, use fp32, or check the data at this step.")
+    if info.is_main:
+        log.error(message)
+    raise DivergedError(message)
+
+
+def check_finite_weights(model: nn.Module, step: int, info: DistInfo) -> None:
+    """Refuse to checkpoint non-finite weights, on every rank at once. The ranks' weights
+    are the same by construction, but only a collective verdict is safe: a check on rank 0
+    alone (the rank that writes) would leave the others waiting at the checkpoint barrier
+    when it raises. The names reported are those of the lowest rank that found any."""
+    names = nonfinite_weights(model)
+    if info.distributed:
+        # On the run's device: nccl reduces CUDA tensors only.
+        first = torch.tensor([info.rank if names else info.world_size], device=info.device)
+        dist.all_reduce(first, op=dist.ReduceOp.MIN)
+        if int(first) == info.world_size:
+            return
+        shared: list[Any] = [names]
+        dist.broadcast_object_list(shared, src=int(first))
+        names = shared[0]
+    if not names:
+        return
+    others = f" (and {len(names) - 1} other tensor(s))" if len(names) > 1 else ""
+    message = (f"step {step}: weight {names[0]} is not finite{others}; no checkpoint "
+               f"written, the previous one is kept")
     if info.is_main:
         log.error(message)
     raise DivergedError(message)

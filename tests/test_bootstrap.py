@@ -1,5 +1,5 @@
 """The one bootstrap (rfr/bootstrap.py) behind the per-run CIs (rfr.aggregate.bootstrap_ci,
-metrics.json) and the report's (rfr.report.stats.hierarchical_bootstrap_ci): the two agree
+summary.json) and the report's (rfr.report.stats.hierarchical_bootstrap_ci): the two agree
 draw for draw on one seed, the draws come in the documented order, and every interval is a
 function of its inputs and stream only. Expected values come from the functions or from
 numpy directly, never from pinned numbers."""

@@ -212,3 +212,58 @@ def test_replace_fields_keeps_working_on_nested_and_tuple_values():
     assert replace_fields(config, {"steps": 7}).loss.hole == 5
     with pytest.raises(ConfigError, match=r"^loss\.tv: expected a number"):
         replace_fields(config, {"loss": {"tv": "x"}})
+
+
+# --- the check is pydantic's, over a schema derived from the dataclass fields ------------
+
+
+@dataclass(frozen=True)
+class Shapes:
+    needed: int
+    either: int | str = 0
+    items: list[Inner] = field(default_factory=list)
+    named: dict[str, Inner] = field(default_factory=dict)
+
+
+def test_schema_of_a_dataclass_is_a_closed_typed_dict():
+    from pydantic import TypeAdapter, ValidationError
+
+    from rfr.config import schema_of
+
+    adapter = TypeAdapter(schema_of(Inner))
+    assert adapter.validate_python({"weight": 2}) == {"weight": 2}
+    assert adapter.validate_python(Inner()) == Inner()
+    with pytest.raises(ValidationError):
+        adapter.validate_python({"weight": True})
+    with pytest.raises(ValidationError):
+        adapter.validate_python({"wieght": 1.0})
+
+
+def test_containers_of_dataclasses_are_built_and_a_union_is_named_whole():
+    config = from_dict(Shapes, {"needed": 1, "items": [{"weight": 2}],
+                                "named": {"a": {"name": "b"}}})
+    assert config.items == [Inner(weight=2)] and config.named == {"a": Inner(name="b")}
+    assert from_dict(Shapes, {"needed": 1, "either": "x"}).either == "x"
+    with pytest.raises(ConfigError, match=r"^s\.yaml: either: expected an integer or a "
+                                          r"string, got 2\.5 \(float\)$"):
+        from_dict(Shapes, {"needed": 1, "either": 2.5}, "s.yaml")
+    with pytest.raises(ConfigError, match=r"^items\[0\]\.weight: expected a number"):
+        from_dict(Shapes, {"needed": 1, "items": [{"weight": "x"}]})
+    with pytest.raises(ConfigError, match=r"^named\.a: unknown key\(s\) \['nme'\] for Inner"):
+        from_dict(Shapes, {"needed": 1, "named": {"a": {"nme": "b"}}})
+
+
+def test_a_missing_required_field_and_several_unknown_keys_are_named():
+    with pytest.raises(ConfigError, match=r"^s\.yaml: missing key 'needed' for Shapes$"):
+        from_dict(Shapes, {}, "s.yaml")
+    with pytest.raises(ConfigError, match=r"unknown key\(s\) \['a', 'b'\] for Knobs; known "
+                                          r"keys: \['limit', 'seed', 'steps'\]"):
+        from_dict(Knobs, {"b": 1, "steps": "x", "a": 2})
+
+
+def test_values_are_kept_as_given_and_mappings_of_any_kind_are_read():
+    from types import MappingProxyType
+
+    config = from_dict(TrainConfig, {"lr": 1, "dataset": MappingProxyType({"size": 32})})
+    assert config.lr == 1 and isinstance(config.lr, int)  # as written; no silent cast
+    assert config.dataset.size == 32

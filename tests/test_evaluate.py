@@ -98,7 +98,7 @@ def test_authors_checkpoint_end_to_end(authors_run) -> None:
     assert all(row["lpips"] == "unavailable" for row in rows)
     assert rows[0]["id"] == "bin0/coffee#00"
 
-    summary = json.loads(authors_run.metrics_json.read_text())
+    summary = json.loads(authors_run.summary_json.read_text())
     assert set(summary["bins"]) == {format_bin(b) for b in range(len(NVIDIA_BINS))}
     for label, entry in summary["bins"].items():
         assert entry["n_images"] == LIMIT
@@ -186,7 +186,7 @@ def test_deterministic(setup: dict, authors_run, monkeypatch: pytest.MonkeyPatch
     again = evaluate(config(setup, "again", save_predictions=True), progress=False)
     assert again.per_image_csv.read_bytes() == authors_run.per_image_csv.read_bytes()
     assert again.pairs_csv.read_bytes() == authors_run.pairs_csv.read_bytes()
-    assert without_latency(again.metrics_json) == without_latency(authors_run.metrics_json)
+    assert without_latency(again.summary_json) == without_latency(authors_run.summary_json)
     assert again.grid.read_bytes() == authors_run.grid.read_bytes()
 
 
@@ -282,6 +282,6 @@ def test_recurrence_is_not_applicable_without_recurrences(setup, tmp_path):
     record = json.loads((result.out_dir / "recurrence.json").read_text())
     assert record["status"] == "not applicable" and "PConvUNet" in record["reason"]
     assert not (result.out_dir / "recurrence.png").exists()
-    summary = json.loads(result.metrics_json.read_text())
+    summary = json.loads(result.summary_json.read_text())
     assert summary["run"]["variant"] == "pconv"
     assert summary["evaluation"]["grid_examples"] == EXAMPLES

@@ -53,6 +53,7 @@ from rfr.config import LossConfig
 from rfr.data import DatasetConfig, build_dataset
 from rfr.losses import InpaintingLoss
 from rfr.masks import generate_mask, hole_ratio, to_known_mask
+from rfr.nn.small_map_conv import use_small_map_gemm
 from rfr.reference import (
     json_layout_dtypes,
     layout_of,
@@ -436,7 +437,8 @@ def test_forward_keeps_no_state_between_calls(suite_model: SuiteModel) -> None:
 # 64 x 64 is the smallest multiple of 16 that exercises every layer: below it the RFR
 # module's deepest maps are 2 x 2 or 1 x 1, where the dilated 3 x 3 convolutions
 # (enc_4..6, dec_5, dec_4) only ever use their centre tap; at 64 they are 4 x 4 (every
-# tap used), which also takes rfr.nn.small_map_conv's GEMM paths.
+# tap used), which also takes rfr.nn.small_map_conv's GEMM paths: the suite's step swaps
+# them in, as the demo profile's training does (train.small_map_gemm).
 #
 # A first Adam step moves every weight by lr * g / (|g| + 1e-8), i.e. by +-lr wherever
 # |g| >> 1e-8 (99.98 % of the elements here): the weights after one step check the sign
@@ -486,6 +488,7 @@ def _suite_step(dtype: torch.dtype, finetune: bool) -> TrainStep:
     model = rfr.RFRNet()
     model.load_state_dict(_weights(TRAIN_SEED))
     model.to(dtype)
+    assert use_small_map_gemm(model) == 6
     set_mode(model, phase)
     optimizer = make_optimizer(model, TrainConfig(), phase)
     assert optimizer.defaults["lr"] == (FINETUNE_LR if finetune else LR)

@@ -21,7 +21,17 @@ from rfr.config import ConfigError, from_dict
 from rfr.launch import LaunchConfig, SlurmConfig
 from rfr.launch.config import gpu_groups
 from rfr.launch.launcher import plan_every_run
-from rfr.launch.plan import Job, make_plan, parse_dag_dot, schedule
+from rfr.launch.plan import (
+    Job,
+    LaunchError,
+    check_stage_groups,
+    make_plan,
+    parse_dag_dot,
+    read_dvc_stages,
+    read_graph,
+    run_costs,
+    schedule,
+)
 from rfr.pipeline import load_params
 
 DOT = """strict digraph {
@@ -98,7 +108,7 @@ def test_longest_first_schedule_balances_workers():
 
 def test_paper_profile_on_one_8_gpu_node_longest_first():
     params = load_params(REPO / "profiles" / "paper.yaml", check_roots=False)
-    plan = plan_every_run(params)
+    plan = plan_every_run(params, read_dvc_stages(REPO))
     assert len(plan.jobs) == 34
     assert plan.jobs[0].run.startswith("places2-") and plan.jobs[0].steps == 3_000_000
     sched = schedule(plan.jobs, 8)
@@ -110,6 +120,29 @@ def test_paper_profile_on_one_8_gpu_node_longest_first():
     # the busiest ends 7.6 % above the ideal split (4,275,000).
     assert sched.makespan == 4_600_000
     assert sched.waves == 7
+
+
+def test_plan_of_every_run_from_dvc_yaml_is_dvcs_own(tmp_path):
+    """``--all`` names the stages from dvc.yaml's matrices without asking DVC: the same
+    jobs as DVC's graph with every stage stale; a renamed stage is refused."""
+    params = load_params(REPO / "params.yaml", check_roots=False)
+    stages = read_dvc_stages(REPO)
+    graph = read_graph(REPO)
+    ours = plan_every_run(params, stages)
+    dvcs = make_plan(graph, set(graph.stages), run_costs(params))
+    assert ours.jobs == dvcs.jobs
+    assert ours.setup == tuple(dict.fromkeys(s.partition("@")[0] for s in dvcs.setup))
+    assert ours.rest == dvcs.rest == ("recurrence", "report")
+    assert sum(job.trains for job in ours.jobs) == len(ours.jobs)  # one training per run
+
+    renamed = {("fit" if name == "train" else name): stage for name, stage in stages.items()}
+    with pytest.raises(LaunchError, match=r"per-run stages are \['fit', 'train-ablation'"):
+        check_stage_groups(renamed)
+    with pytest.raises(LaunchError, match="update PER_RUN_GROUPS"):
+        plan_every_run(params, renamed)
+    fewer = dict(params, compare={**params["compare"], "seeds": [0]},
+                 ablation={**params["ablation"], "seeds": [0]})
+    assert len(plan_every_run(fewer, stages).jobs) == len(ours.jobs) // 2
 
 
 def test_gpu_groups_and_config_refusals():

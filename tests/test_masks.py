@@ -165,7 +165,7 @@ def test_cli_rejects_bad_arguments(tmp_path: Path, capsys) -> None:
 
 
 def test_bank_search_reports_exhaustion(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(masks, "MAX_BANK_ATTEMPTS", 0)
+    monkeypatch.setattr(masks.bank, "MAX_BANK_ATTEMPTS", 0)
     with pytest.raises(MaskBankError, match=r"no mask with a hole ratio in \(0.3, 0.4\] after 0"):
         bank_mask(64, 0, 3, 0)
 

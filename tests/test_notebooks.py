@@ -195,7 +195,7 @@ def write_fake_results(root: Path) -> Path:
                                                 "gmacs": {"value": 0.01}}}
             summary["latency"] = {"ms_per_image": 1.0 + 0.1 * len(variant)}
             out = root / "metrics" / run
-            write_bins_json(summary, out / "metrics.json")
+            write_bins_json(summary, out / "summary.json")
             write_per_image_csv(table, out / "per_image.csv")
             recurrence = ({"status": "ok", "iter_num": 2,
                            "overall": {"hole_ratio": [0.2, 0.1, 0.0], "n_images": len(ids)}}
@@ -208,7 +208,7 @@ def write_fake_results(root: Path) -> Path:
             for term in ("total", "hole"):
                 rows = [f"{step}\t{2.0 / (step + 1) + shift / 10}" for step in range(4)]
                 (curves / f"{term}.tsv").write_text("\n".join([f"step\t{term}", *rows]) + "\n")
-            (train / "metrics.json").write_text(json.dumps({
+            (train / "summary.json").write_text(json.dumps({
                 "train": {"total": 0.5, "hole": 0.1, "valid": 0.05}, "step": 3,
                 "seconds": 1.5, "steps_per_second": 2.0, "parameters": 1000,
                 "vgg_random": True}))

@@ -1,6 +1,6 @@
 """`rfr report` end to end, on a results folder built with the suite's real writers.
 
-Every run's per_image.csv and metrics.json come from `rfr.aggregate` (MetricTable,
+Every run's per_image.csv and summary.json come from `rfr.aggregate` (MetricTable,
 summarize, write_per_image_csv, write_bins_json) filled with per-image values chosen here,
 so the expected means, differences and p-values are known; examples.png is a real
 torchvision grid of solid-colour tiles whose colours say which tile they are.
@@ -31,11 +31,12 @@ from rfr.aggregate import (
     write_per_image_csv,
 )
 from rfr.evaluate import GRID_PADDING
+from rfr.evaluation.layout import TILE_NAMES, tile_relpath
 from rfr.image_io import write_image
 from rfr.masks import NVIDIA_BINS, format_bin
 from rfr.metrics import DatasetMetricResult
 from rfr.report import ReportError, ReportResult, write_report
-from rfr.report.grid import read_examples
+from rfr.report.grid import read_example_tiles
 from rfr.report.inputs import RunKey, load_run
 from rfr.report.stats import stream_seed
 from rfr.report.tables import RANDOM_VGG_WARNING
@@ -95,12 +96,16 @@ def tile_colour(variant: str, bin_index: int, example: int, col: int) -> tuple[i
 
 
 def write_examples(path: Path, variant: str) -> None:
+    """examples.png and, as rfr.evaluate writes them, the tile files (the first
+    GRID_EXAMPLES ids of each bin are img0, img1...)."""
     tiles = []
     for b in BINS:
         for example in range(GRID_EXAMPLES):
             for col in range(3):
                 colour = torch.tensor(tile_colour(variant, b, example, col)) / 255.0
                 tiles.append(colour.view(3, 1, 1).expand(3, SIZE, SIZE))
+                write_image(tiles[-1], path.parent / tile_relpath(b, f"img{example}",
+                                                                  TILE_NAMES[col]))
     grid = torchvision.utils.make_grid(torch.stack(tiles), nrow=3, padding=GRID_PADDING,
                                        pad_value=1.0)
     write_image(grid, path)
@@ -141,7 +146,7 @@ def write_run(root: Path, key: RunKey) -> None:
     summary["latency"] = {"ms_per_image": 10.0 + key.seed, "device": "cpu"}
     summary["run"] = {"name": key.name, "dataset": key.dataset, "variant": key.variant,
                       "seed": key.seed}
-    write_bins_json(summary, metrics_dir / "metrics.json")
+    write_bins_json(summary, metrics_dir / "summary.json")
     write_per_image_csv(table, metrics_dir / "per_image.csv")
     write_examples(metrics_dir / "examples.png", key.variant)
     if rfr_family:
@@ -159,7 +164,7 @@ def write_run(root: Path, key: RunKey) -> None:
         recurrence = {"status": "not applicable", "reason": "not an RFR-family model"}
     (metrics_dir / "recurrence.json").write_text(json.dumps(recurrence))
     train_dir.mkdir(parents=True)
-    (train_dir / "metrics.json").write_text(json.dumps({
+    (train_dir / "summary.json").write_text(json.dumps({
         "step": 40, "train": {"total": 1.0, "valid": 0.1, "hole": 0.2, "perceptual": 0.3,
                               "style": 0.3, "tv": 0.1},
         "seconds": 100.0 + 10 * key.seed, "steps_per_second": 0.4 + 0.1 * key.seed,
@@ -497,27 +502,46 @@ def test_cost_table(report: ReportResult, built: tuple[Path, Path]) -> None:
 # --- figures ------------------------------------------------------------------------------
 
 
-def test_examples_grid_tiles_are_cropped_at_the_right_place(built: tuple[Path, Path]) -> None:
+def test_qualitative_tiles_are_read_by_image_id(built: tuple[Path, Path]) -> None:
     run = load_run(built[1], RunKey("faces", "pconv", 0))
-    grid = read_examples(run)
-    assert grid.rows_per_bin == GRID_EXAMPLES
+    tiles = read_example_tiles(run, [*BINS, 4], examples=GRID_EXAMPLES)
+    assert tiles.bins == set(BINS)  # bin 4 was not scored: no tiles, no error
     for b in BINS:
         for example in range(GRID_EXAMPLES):
             for col in range(3):
-                tile = grid.tile(b, col, example)
+                tile = tiles.tile(b, col, example)
                 assert tile.shape == (SIZE, SIZE, 3)
                 expected = np.asarray(tile_colour("pconv", b, example, col), dtype=np.uint8)
                 assert (tile == expected).all(), (b, example, col)
 
 
-def test_stale_examples_grid_is_refused(built: tuple[Path, Path], tmp_path: Path) -> None:
-    run = load_run(built[1], RunKey("faces", "rfr", 0))
-    metrics_dir = tmp_path / "metrics" / run.key.name
+def _copy_run(run, root: Path) -> Path:
+    metrics_dir = root / "metrics" / run.key.name
     shutil.copytree(run.metrics_dir, metrics_dir)
-    write_image(torch.ones(3, 20, 20), metrics_dir / "examples.png")
-    shutil.copytree(run.train_dir, tmp_path / "train" / run.key.name)
-    with pytest.raises(ReportError, match=r"examples\.png is 20x20 .*dvc repro"):
-        read_examples(load_run(tmp_path, run.key))
+    shutil.copytree(run.train_dir, root / "train" / run.key.name)
+    return metrics_dir
+
+
+def test_qualitative_stale_tile_is_refused(built: tuple[Path, Path], tmp_path: Path) -> None:
+    run = load_run(built[1], RunKey("faces", "rfr", 0))
+    stale = _copy_run(run, tmp_path) / tile_relpath(BINS[0], "img0", "output")
+    write_image(torch.ones(3, 20, 20), stale)
+    with pytest.raises(ReportError, match=r"output\.png is 20x20 .*dvc repro"):
+        read_example_tiles(load_run(tmp_path, run.key), BINS)
+
+
+def test_qualitative_figure_missing_tile_is_a_report_error(built: tuple[Path, Path],
+                                                           tmp_path: Path) -> None:
+    root, results = built
+    copy = tmp_path / "results"
+    shutil.copytree(results / "metrics", copy / "metrics")
+    shutil.copytree(results / "train", copy / "train")
+    missing = copy / "metrics" / "scenes-pconv-0" / tile_relpath(3, "img0", "output")
+    missing.unlink()
+    with pytest.raises(ReportError, match="missing.*dvc repro") as info:
+        write_report(make_params(root), copy)
+    assert str(missing) in str(info.value)
+    assert not (copy / "figures").exists()  # nothing written on failure
 
 
 @pytest.mark.slow
@@ -617,8 +641,10 @@ def test_report_reads_only_compare_ablation_and_report(built: tuple[Path, Path],
     written = write_report(params, copy)
     assert written.tables and written.figures
     assert set(params.read) == {"compare", "ablation", "report"}
-    # nothing else in the results folder is written
-    assert sorted(p.name for p in copy.iterdir()) == ["figures", "metrics", "tables", "train"]
+    # nothing else in the results folder is written (plots: dvc.yaml's top-level plots)
+    assert sorted(p.name for p in copy.iterdir()) == ["figures", "metrics", "plots", "tables",
+                                                       "train"]
+    assert sorted(p.name for p in written.plots) == ["bins.csv", "train_loss.csv"]
 
 
 @pytest.mark.parametrize(("change", "match"), [

@@ -10,7 +10,6 @@ import pytest
 from scipy import stats as scipy_stats
 
 from rfr.aggregate import bootstrap_ci
-from rfr.report.grid import crop_tile, tile_box
 from rfr.report.stats import (
     hierarchical_bootstrap_ci,
     holm,
@@ -132,21 +131,6 @@ def test_study_names_follow_the_delta_not_the_variant_name() -> None:
     assert [(s.name, [m.setting for m in s.members]) for s in studies] == [
         ("iternum", ["6", "10"]), ("kernel_size", ["5", "7"])]  # numeric: ascending
     assert any("two_keys" in w for w in warnings) and any("pconv" in w for w in warnings)
-
-
-def test_crop_helper_finds_make_grid_tiles() -> None:
-    size, padding = 4, 2
-    grid = np.full((2 * (size + padding) + padding, 3 * (size + padding) + padding), -1)
-    for row in range(2):
-        for col in range(3):
-            top, left, bottom, right = tile_box(row, col, size, padding)
-            grid[top:bottom, left:right] = 10 * row + col
-    assert tile_box(1, 2, size, padding) == (8, 14, 12, 18)
-    for row in range(2):
-        for col in range(3):
-            assert (crop_tile(grid, row, col, size, padding) == 10 * row + col).all()
-    with pytest.raises(ValueError, match="outside"):
-        crop_tile(grid, 2, 0, size, padding)
 
 
 def test_writers_escape_special_characters() -> None:

@@ -1,4 +1,5 @@
-"""The GEMM paths of rfr.nn.small_map_conv: same forward, same gradients as torch's layers."""
+"""The GEMM paths of rfr.nn.small_map_conv: same forward, same gradients as torch's layers;
+the opt-in swap (``use_small_map_gemm``, ``TrainConfig.small_map_gemm``) of RFR-Net's layers."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from rfr.nn.small_map_conv import (
     _weight_in,
     _WeightGradient,
     cast_scope,
+    use_small_map_gemm,
 )
 
 
@@ -162,6 +164,7 @@ def test_cast_scope_casts_each_weight_once_and_forgets_on_exit():
 def test_rfrnet_gradients_with_and_without_the_gemm_paths_agree(monkeypatch):
     torch.manual_seed(4)
     model = RFRNet(RFRNetConfig(width=16)).train()
+    assert use_small_map_gemm(model) == 6
     image = torch.rand(2, 3, 64, 64)
     mask = (torch.rand(2, 1, 64, 64) > 0.4).float()
 
@@ -179,3 +182,124 @@ def test_rfrnet_gradients_with_and_without_the_gemm_paths_agree(monkeypatch):
     assert torch.equal(out, plain_out)
     assert not dec_5.takes_gemm_path(torch.zeros(2, dec_5.in_channels, 4, 4))
     assert max(relative_error(grads[n], plain_grads[n]) for n in grads) < 1e-4
+
+
+# --- the opt-in swap ------------------------------------------------------------------
+
+# The layers the swap replaces: the RFR module's dilated convolutions and dec_3.
+SWAPPED = {"RFRModule.enc_4.0": SmallMapConv2d, "RFRModule.enc_5.0": SmallMapConv2d,
+           "RFRModule.enc_6.0": SmallMapConv2d, "RFRModule.dec_5.0": SmallMapConv2d,
+           "RFRModule.dec_4.0": SmallMapConv2d, "RFRModule.dec_3.0": SmallMapConvTranspose2d}
+
+
+def demo_batch(size: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
+    generator = torch.Generator().manual_seed(5)
+    image = torch.rand(2, 3, size, size, generator=generator)
+    mask = (torch.rand(2, 1, size, size, generator=generator) > 0.4).float()
+    return image, mask
+
+
+def test_plain_rfrnet_has_torch_layers_and_the_swap_shares_its_parameters(single_thread):
+    torch.manual_seed(6)
+    model = RFRNet(RFRNetConfig(width=16)).train()  # the demo's width
+    assert not any(isinstance(m, SmallMapConv2d | SmallMapConvTranspose2d)
+                   for m in model.modules())
+    keys = list(model.state_dict())
+    params = {name: id(p) for name, p in model.named_parameters()}
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+
+    assert use_small_map_gemm(model) == 6
+    found = {name: type(m) for name, m in model.named_modules()
+             if isinstance(m, SmallMapConv2d | SmallMapConvTranspose2d)}
+    assert found == SWAPPED
+    assert {name: id(p) for name, p in model.named_parameters()} == params
+    assert list(model.state_dict()) == keys
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert all(model.get_submodule(name).training for name in SWAPPED)
+    assert use_small_map_gemm(model) == 0  # already swapped: nothing left to do
+    plain = RFRNet(RFRNetConfig(width=16))
+    plain.load_state_dict(model.state_dict())  # a swapped run's checkpoint loads as is
+    assert use_small_map_gemm(nn.Sequential(nn.Conv2d(3, 3, 3))) == 0
+
+
+def test_swapped_rfrnet_has_the_plain_output_and_close_gradients(single_thread):
+    torch.manual_seed(7)
+    plain = RFRNet(RFRNetConfig(width=16)).train()
+    swapped = copy.deepcopy(plain)
+    use_small_map_gemm(swapped)
+    image, mask = demo_batch()
+
+    def run(net):
+        out = net(image * mask, mask)
+        out.square().mean().backward()
+        return out.detach(), {name: p.grad for name, p in net.named_parameters()}
+
+    (out, grads), (plain_out, plain_grads) = run(swapped), run(plain)
+    assert torch.equal(out, plain_out)
+    for name, grad in plain_grads.items():
+        scale = float(grad.abs().max())
+        assert torch.allclose(grads[name], grad, rtol=1e-4, atol=1e-4 * scale), name
+    layer = swapped.get_submodule("RFRModule.enc_4.0")
+    assert layer.takes_gemm_path(torch.zeros(2, layer.in_channels, 4, 4))
+
+
+def tiny_training(tmp_path, name: str, small_map_gemm: bool):
+    from rfr.config import from_dict
+    from rfr.train import TrainConfig, train
+
+    config = from_dict(TrainConfig, {
+        "model_config": {"width": 8}, "dataset": {"name": "demo-scenes", "size": 32,
+                                                  "limit": 4},
+        "loss": {"vgg_weights": "random"}, "batch_size": 2, "steps": 2,
+        "checkpoint_every": 100, "out_dir": str(tmp_path / name), "progress": False,
+        "device": "cpu", "small_map_gemm": small_map_gemm})
+    return train(config)
+
+
+def test_small_map_gemm_training_is_deterministic_and_close_to_the_plain_one(
+        tmp_path, single_thread):
+    from rfr.checkpoint import load_checkpoint
+
+    first = tiny_training(tmp_path, "a", True)
+    again = tiny_training(tmp_path, "b", True)
+    plain = tiny_training(tmp_path, "plain", False)
+    assert sum(isinstance(m, SmallMapConv2d | SmallMapConvTranspose2d)
+               for m in first.model.modules()) == 6
+    assert not any(isinstance(m, SmallMapConv2d) for m in plain.model.modules())
+    a, b, c = (r.model.state_dict() for r in (first, again, plain))
+    assert a.keys() == b.keys() == c.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a)  # bitwise deterministic
+    assert not all(torch.equal(a[k], c[k]) for k in a)  # summation order differs
+    # Adam moves a weight by about lr (2e-4) per step whatever its gradient's size, so a
+    # rounding difference can flip a near-zero gradient entry and cost up to 2 x lr per
+    # step; everything else agrees far closer.
+    for k in a:
+        if a[k].is_floating_point():
+            assert torch.allclose(a[k], c[k], rtol=0, atol=4 * 2 * 2e-4), k
+    loaded = load_checkpoint(first.checkpoint).state_dict()  # the plain layers
+    assert all(torch.equal(loaded[k], a[k]) for k in a)
+
+
+def test_the_swap_opens_one_cast_scope_per_forward_pass_and_closes_it(single_thread):
+    """The scope (one bf16 copy of each weight per pass) belongs to the swap: open during
+    the swapped model's forward, even between its recurrences, closed after it, also
+    when the forward raises."""
+    torch.manual_seed(8)
+    model = RFRNet(RFRNetConfig(width=8, iter_num=2))
+    plain_seen: list[bool] = []
+    hook = model.RFRModule.register_forward_pre_hook(
+        lambda module, args: plain_seen.append(small_map_conv._scope_casts is not None))
+    image, mask = demo_batch(32)
+    model(image * mask, mask)
+    assert plain_seen == [False, False]  # the plain network opens none
+    hook.remove()
+
+    use_small_map_gemm(model)
+    seen: list[bool] = []
+    model.RFRModule.register_forward_pre_hook(
+        lambda module, args: seen.append(small_map_conv._scope_casts is not None))
+    model(image * mask, mask)
+    assert seen == [True, True] and small_map_conv._scope_casts is None
+    with pytest.raises(ValueError):
+        model(image * mask, mask[:, :, :5])  # a bad mask: check_inputs raises
+    assert small_map_conv._scope_casts is None

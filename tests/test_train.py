@@ -228,7 +228,7 @@ def test_curves_dir_holds_curves_and_a_cost_summary(tmp_path, single_thread):
     curves = tmp_path / "curves"
     config = tiny(tmp_path / "run", curves_dir=str(curves), finetune_steps=1)
     result = train(config)
-    summary = json.loads((curves / "metrics.json").read_text())
+    summary = json.loads((curves / "summary.json").read_text())
     assert summary["steps"] == 4 and summary["model"] == "rfr"
     assert summary["parameters"] == count_parameters(result.model)
     assert summary["vgg_random"] is True and "random" in summary["vgg_weights"]
@@ -237,9 +237,17 @@ def test_curves_dir_holds_curves_and_a_cost_summary(tmp_path, single_thread):
     assert summary["train"]["total"] == pytest.approx(result.metrics["total"])
     assert tsv_steps(curves / "plots" / "metrics" / "train" / "total.tsv") == [0, 1, 2, 3]
     assert not (tmp_path / "run" / "dvclive").exists()
+    # metrics.json: the flat numeric view of the same summary, for `dvc metrics`
+    flat = json.loads((curves / "metrics.json").read_text())
+    assert flat == {**{f"loss_{term}": value for term, value in summary["train"].items()},
+                    **{key: summary[key] for key in
+                       ("steps", "seconds", "steps_per_second", "parameters")}}
+    assert set(flat) >= {"loss_total", "loss_hole", "loss_valid"}
+    assert all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in flat.values())
     train(config)  # nothing left to do: resumes at the end
-    again = json.loads((curves / "metrics.json").read_text())
+    again = json.loads((curves / "summary.json").read_text())
     assert again["seconds"] >= summary["seconds"]
+    assert json.loads((curves / "metrics.json").read_text())["seconds"] == again["seconds"]
 
 
 @pytest.mark.slow

@@ -146,7 +146,7 @@ def test_two_cpu_ranks_split_the_global_batch_in_lockstep(tmp_path):
     assert saved["training"]["rng"]["data"]["next_global_sample"] == STEPS * GLOBAL_BATCH
     assert all(torch.equal(saved["state_dict"][k], zero[k]) for k in zero)
     assert json.loads((run / "run.json").read_text())["world_size"] == WORLD_SIZE
-    summary = json.loads((run / "dvclive" / "metrics.json").read_text())
+    summary = json.loads((run / "dvclive" / "summary.json").read_text())
     assert (summary["batch_size"], summary["rank_batch_size"], summary["world_size"]) == (
         GLOBAL_BATCH, per_rank, WORLD_SIZE)
     assert "batch 4 = 2 x 2 ranks" in (run / "train.log").read_text()
@@ -378,6 +378,93 @@ def test_sync_batchnorm_without_a_group_is_batchnorm(single_thread):
         "Sequential", "Conv2d", "SyncBatchNorm2d", "Sequential", "SyncBatchNorm2d"]
     assert model[1].weight is weight and not model[1].training and model[2][0].training
     assert not model[2][0].affine and model[2][0].running_mean is None
+
+
+# --- small_map_gemm under DDP, and non-finite weights at a checkpoint ---------------------
+
+# A run that goes wrong must fail, not hang: the group's collectives time out after this.
+GROUP_TIMEOUT_S = 60
+
+
+def poison_after_step(rank_to_poison: int) -> None:
+    """Make ``rfr.train``'s optimizers put a NaN into the first weight after each step on
+    ``rank_to_poison`` only: the ranks' weights then disagree, as after a fault on one."""
+    import rfr.train as rt
+
+    make = rt.make_optimizer
+
+    def poisoned(model, config, phase):
+        optimizer = make(model, config, phase)
+        step = optimizer.step
+
+        def step_then_poison(*args, **kwargs):
+            result = step(*args, **kwargs)
+            if dist.get_rank() == rank_to_poison:
+                with torch.no_grad():
+                    next(model.parameters()).view(-1)[0] = float("nan")
+            return result
+
+        optimizer.step = step_then_poison
+        return optimizer
+
+    rt.make_optimizer = poisoned
+
+
+def gemm_and_nan_worker(rank: int, port: int, tmp: str) -> None:
+    """One clean small_map_gemm run, then one run per poisoned rank; saves what each rank
+    saw (its final state, or the error it raised)."""
+    import datetime
+
+    import rfr.train as rt
+
+    torchrun_env(rank, port)
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", rank=rank, world_size=WORLD_SIZE,
+                            timeout=datetime.timedelta(seconds=GROUP_TIMEOUT_S))
+    found: dict[str, Any] = {}
+    make = rt.make_optimizer
+    try:
+        config = from_dict(TrainConfig, tiny(Path(tmp) / "gemm", gpus=WORLD_SIZE, steps=1,
+                                             small_map_gemm=True))
+        result = train(config)
+        found["gemm"] = {"state": dict(result.model.named_parameters()),
+                         "swapped": sum(type(m).__name__.startswith("SmallMap")
+                                        for m in result.model.modules())}
+        for poisoned in range(WORLD_SIZE):
+            poison_after_step(poisoned)
+            config = from_dict(TrainConfig, tiny(Path(tmp) / f"nan{poisoned}",
+                                                 gpus=WORLD_SIZE, steps=1))
+            try:
+                train(config)
+                found[f"nan{poisoned}"] = "no error"
+            except Exception as error:  # noqa: BLE001 - the test compares what was raised
+                found[f"nan{poisoned}"] = f"{type(error).__name__}: {error}"
+            finally:
+                rt.make_optimizer = make
+    finally:
+        torch.save(found, Path(tmp) / f"gemm-nan-rank{rank}.pt")
+        dist.destroy_process_group()
+
+
+@pytest.mark.slow
+def test_small_map_gemm_under_ddp_and_a_nan_weight_on_one_rank_stops_every_rank(tmp_path):
+    """The swap happens before DDP wraps the model (the ranks stay in lockstep); a weight
+    that is not finite on any one rank at checkpoint time stops all ranks with the same
+    DivergedError (a check on rank 0 alone left the others waiting at the barrier), and
+    no checkpoint is written."""
+    mp.spawn(gemm_and_nan_worker, args=(free_port(), str(tmp_path)), nprocs=WORLD_SIZE,
+             join=True)
+    ranks = [torch.load(tmp_path / f"gemm-nan-rank{r}.pt", weights_only=True)
+             for r in range(WORLD_SIZE)]
+    zero, one = ranks[0]["gemm"], ranks[1]["gemm"]  # parameters: BatchNorm stats are per rank
+    assert zero["swapped"] == one["swapped"] == 6
+    assert all(torch.equal(zero["state"][k], one["state"][k]) for k in zero["state"])
+    for poisoned in range(WORLD_SIZE):
+        seen = [r[f"nan{poisoned}"] for r in ranks]
+        assert seen[0] == seen[1], seen
+        assert seen[0].startswith("DivergedError: step 1: weight Pconv1.weight is not finite")
+        assert not list((tmp_path / f"nan{poisoned}").glob("checkpoints/*.pth"))
+        assert not (tmp_path / f"nan{poisoned}" / "last.pth").exists()
 
 
 # --- refusals ------------------------------------------------------------------------------

@@ -67,7 +67,7 @@ def test_variant_trains_and_evaluates(name: str, mask_bank: Path, tmp_path: Path
         latency_batches=1,
         resamples=100,
     ), progress=False)
-    summary = json.loads(result.metrics_json.read_text())
+    summary = json.loads(result.summary_json.read_text())
     assert summary["evaluation"]["source"]["model"] == variant.model
     assert len(summary["bins"]) == len(NVIDIA_BINS)
     for bin_summary in summary["bins"].values():

@@ -19,24 +19,26 @@ import contextlib
 import datetime
 import fcntl
 import os
-import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from rfr.config import ConfigError
 from rfr.launch.config import LaunchConfig, gpu_groups
-from rfr.launch.local import LocalBackend, worker_environment
+from rfr.launch.local import LocalBackend, run_repro, worker_environment
 from rfr.launch.plan import (
-    TRAIN_GROUPS,
+    PER_RUN_GROUPS,
     Job,
     LaunchError,
     Plan,
-    dvc_command,
+    check_stage_groups,
     format_plan,
     make_plan,
+    matrix_entries,
+    read_dvc_stages,
     read_graph,
     read_stale,
     run_costs,
@@ -45,22 +47,37 @@ from rfr.launch.plan import (
 from rfr.launch.progress import Progress
 
 
-def plan_every_run(params: dict[str, Any]) -> Plan:
+def plan_every_run(params: dict[str, Any], stages: Mapping[str, Any]) -> Plan:
     """The plan of a profile from scratch (``--all``), without asking DVC: every run's
-    training and evaluation, named as dvc.yaml names them."""
-    from rfr.pipeline import run_name, runs
-
-    compare = params["compare"]
-    n_compare = len(compare["datasets"]) * len(compare["variants"]) * len(compare["seeds"])
+    stages, named as DVC names the entries of dvc.yaml's matrices (``stages``, from
+    ``read_dvc_stages``) under ``params``. dvc.yaml lists its stages upstream first (its
+    header: prepare -> masks -> train -> evaluate -> report): the other stages before
+    the first per-run one are the setup, the ones after it the final repro's;
+    tests/test_launch.py checks the plan against ``dvc dag``."""
+    check_stage_groups(stages)
     costs = run_costs(params)
+    by_run: dict[str, list[str]] = {}
+    for group in PER_RUN_GROUPS:
+        for name in matrix_entries(stages, group, params):
+            run = name.partition("@")[2]
+            if run not in costs:
+                raise LaunchError(f"dvc.yaml stage {name} is run {run!r}, which the profile "
+                                  f"does not train (runs: {sorted(costs)})")
+            by_run.setdefault(run, []).append(name)
+    if missing := sorted(set(costs) - set(by_run)):
+        raise LaunchError(f"dvc.yaml has no stage for the profile's runs {missing}")
+    order = list(stages)  # within a run: dvc.yaml's order, train before evaluate
     jobs = []
-    for number, (dataset, variant, seed) in enumerate(runs(params)):
-        run = run_name(dataset, variant, seed)
-        suffix = "" if number < n_compare else "-ablation"
+    for run, names in by_run.items():
+        names.sort(key=lambda name: order.index(name.partition("@")[0]))
         steps, gpus = costs[run]
-        jobs.append(Job(run, (f"train{suffix}@{run}", f"evaluate{suffix}@{run}"), steps, gpus))
+        job = Job(run, tuple(names), 0, gpus)
+        jobs.append(replace(job, steps=steps) if job.trains else job)
     jobs.sort(key=lambda job: (-job.steps, job.run))
-    return Plan(("prepare", "masks"), tuple(jobs), ("recurrence", "report"))
+    first = min(order.index(group) for group in PER_RUN_GROUPS)
+    others = [name for name in order if name not in PER_RUN_GROUPS]
+    return Plan(tuple(n for n in others if order.index(n) < first), tuple(jobs),
+                tuple(n for n in others if order.index(n) > first))
 
 
 def default_log_dir(workspace: Path, params: dict[str, Any]) -> Path:
@@ -115,11 +132,13 @@ def run_launch(config: LaunchConfig, workspace: Path) -> int:
                           f"does too; switch profiles with `rfr profile NAME`, or add --all "
                           f"--dry-run to plan another profile's runs from scratch")
     params = load_params(params_path, check_roots=not config.all_runs)
+    stages = read_dvc_stages(workspace)
+    check_stage_groups(stages)  # before DVC's graph is split along these names
     per_run_gpus = int(params["train"].get("gpus", 1))
     if config.all_runs and not config.dry_run:
         raise ConfigError("--all plans every run without asking DVC; use it with --dry-run")
     if config.dry_run:
-        plan = (plan_every_run(params) if config.all_runs
+        plan = (plan_every_run(params, stages) if config.all_runs
                 else make_plan(read_graph(workspace), read_stale(workspace), run_costs(params)))
         print(format_plan(plan, schedule(plan.jobs, worker_count(config, per_run_gpus)),
                           config.step_seconds))
@@ -142,7 +161,7 @@ def run_launch(config: LaunchConfig, workspace: Path) -> int:
 
     progress = Progress(log_dir, total=sum(len(job.stages) for job in plan.jobs),
                         show_bar=sys.stderr.isatty())
-    trainings = sum(1 for job in plan.jobs for s in job.stages if s.split("@")[0] in TRAIN_GROUPS)
+    trainings = sum(job.trains for job in plan.jobs)  # a run has one training stage
     progress.say(f"{len(plan.jobs)} run(s) out of date: {trainings} training and "
                  f"{sum(len(j.stages) for j in plan.jobs) - trainings} other stage(s)")
     backend = make_backend(config, workspace, progress, per_run_gpus, log_dir)
@@ -177,13 +196,9 @@ def run_launch(config: LaunchConfig, workspace: Path) -> int:
 def repro(workspace: Path, targets: list[str], log_path: Path, progress: Progress,
           what: str) -> int:
     """``dvc --wait-for-lock repro [targets]`` with its output in ``log_path``."""
-    command = dvc_command("--wait-for-lock", "repro", *targets)
     progress.say(f"{what}: dvc repro {' '.join(targets)} (log {log_path})")
     started = time.perf_counter()
-    with open(log_path, "ab") as out:
-        code = subprocess.run(command, cwd=workspace, stdout=out, stderr=subprocess.STDOUT,
-                              env=worker_environment(os.environ),
-                              stdin=subprocess.DEVNULL).returncode
+    code = run_repro(workspace, targets, log_path)
     word = "done" if code == 0 else f"FAILED (exit {code})"
     progress.say(f"{what}: {word} in {time.perf_counter() - started:.1f} s")
     return code

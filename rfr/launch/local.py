@@ -18,7 +18,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from rfr.launch.plan import Job, dvc_command
@@ -46,6 +46,59 @@ def worker_environment(base: Mapping[str, str], gpus: Sequence[str] | None = Non
 
 def stage_log(log_dir: Path, stage: str) -> Path:
     return log_dir / (stage.replace("@", "__").replace("/", "_") + ".log")
+
+
+# Called with (child, True) once a stage's process started, (child, False) once it ended:
+# the caller keeps it meanwhile, to stop it (``stop_stage``).
+ChildTracker = Callable[[subprocess.Popen, bool], None]
+
+
+def run_stage(stage: str, workspace: Path | str, env: Mapping[str, str], log_path: Path,
+              worker: str, track: ChildTracker | None = None) -> StageResult:
+    """Run one stage as ``dvc --wait-for-lock repro -s`` in ``workspace``, its output
+    appended to ``log_path``. Both backends run stages through this (a local worker and a
+    SLURM array task): in its own process group, so that ``stop_stage`` reaches the
+    training and the processes it started (torchrun's ranks), and without a stdin."""
+    started = time.perf_counter()
+    with open(log_path, "ab") as out:
+        child = subprocess.Popen(repro_stage_command(stage), cwd=workspace, env=dict(env),
+                                 stdout=out, stderr=subprocess.STDOUT,
+                                 stdin=subprocess.DEVNULL, start_new_session=True)
+        if track is not None:
+            track(child, True)
+        try:
+            code = child.wait()
+        finally:
+            if track is not None:
+                track(child, False)
+    return StageResult(stage, "done" if code == 0 else "failed", code,
+                       time.perf_counter() - started, str(log_path), worker)
+
+
+def stop_stage(child: subprocess.Popen, grace_s: float | None = None) -> None:
+    """SIGTERM to a running stage's process group (a training writes nothing more and
+    keeps its last checkpoint); with ``grace_s``, wait that long and SIGKILL the group if
+    it is still there."""
+    if child.poll() is not None:
+        return
+    os.killpg(child.pid, signal.SIGTERM)
+    if grace_s is None:
+        return
+    try:
+        child.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(child.pid, signal.SIGKILL)
+
+
+def run_repro(workspace: Path | str, targets: Sequence[str], log_path: Path) -> int:
+    """``dvc --wait-for-lock repro [targets]`` in ``workspace`` with its output appended
+    to ``log_path``; its exit code. The launch's setup and final repro, and the final
+    job of a ``--no-wait`` SLURM launch."""
+    with open(log_path, "ab") as out:
+        return subprocess.run(dvc_command("--wait-for-lock", "repro", *targets),
+                              cwd=workspace, stdout=out, stderr=subprocess.STDOUT,
+                              env=worker_environment(os.environ),
+                              stdin=subprocess.DEVNULL).returncode
 
 
 class LocalBackend:
@@ -86,8 +139,7 @@ class LocalBackend:
         self._stop.set()
         with self._lock:
             for child in self._children:
-                if child.poll() is None:
-                    os.killpg(child.pid, signal.SIGTERM)
+                stop_stage(child)
 
     def _work(self, name: str, env: Mapping[str, str], todo: queue.Queue[Job]) -> None:
         while not self._stop.is_set():
@@ -109,16 +161,11 @@ class LocalBackend:
     def _run_stage(self, stage: str, worker: str, env: Mapping[str, str],
                    log_path: Path) -> StageResult:
         self.progress.started(stage, worker, log_path)
-        started = time.perf_counter()
-        with open(log_path, "ab") as out:
-            child = subprocess.Popen(repro_stage_command(stage), cwd=self.workspace, env=dict(env),
-                                     stdout=out, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL, start_new_session=True)
-            with self._lock:
+        return run_stage(stage, self.workspace, env, log_path, worker, self._track)
+
+    def _track(self, child: subprocess.Popen, running: bool) -> None:
+        with self._lock:
+            if running:
                 self._children.add(child)
-            code = child.wait()
-            with self._lock:
+            else:
                 self._children.discard(child)
-        outcome = "done" if code == 0 else "failed"
-        return StageResult(stage, outcome, code, time.perf_counter() - started, str(log_path),
-                           worker)

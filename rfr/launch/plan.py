@@ -16,19 +16,29 @@ that keeps the last wave short; ``schedule`` simulates it for ``--dry-run``.
 from __future__ import annotations
 
 import heapq
+import itertools
 import json
 import re
 import subprocess
 import sys
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from rfr.config import load_yaml
 from rfr.errors import LaunchError
 
+# The matrix stages of dvc.yaml, one entry per run, and those that train: what makes a
+# stage part of a run's job. ``check_stage_groups`` compares them with dvc.yaml at every
+# launch, so that a renamed or added stage is an error, not a stage left to the final
+# serial ``dvc repro``.
 PER_RUN_GROUPS = ("train", "train-ablation", "evaluate", "evaluate-ablation")
 TRAIN_GROUPS = ("train", "train-ablation")
+# The matrix keys of a per-run stage, in the order of its entries' names (``rfr.pipeline
+# .run_name``: <dataset>-<variant>-<seed>).
+RUN_KEYS = ("dataset", "variant", "seed")
+INTERPOLATION = re.compile(r"^\$\{(?P<key>[^}]+)\}$")
 EDGE = re.compile(r'^\s*"(?P<up>[^"]+)"\s*->\s*"(?P<down>[^"]+)"\s*;?\s*$')
 NODE = re.compile(r'^\s*"(?P<name>[^"]+)"\s*;?\s*$')
 
@@ -105,10 +115,73 @@ def read_stale(workspace: Path) -> set[str]:
     return set(status)
 
 
+def read_dvc_stages(workspace: Path) -> dict[str, Any]:
+    """The ``stages`` mapping of ``workspace/dvc.yaml``, in the file's order."""
+    stages = load_yaml(workspace / "dvc.yaml").get("stages")
+    if not isinstance(stages, dict):
+        raise LaunchError(f"{workspace / 'dvc.yaml'}: no stages mapping")
+    return stages
+
+
+def stage_groups(stages: Mapping[str, Any]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(per-run stages, training stages) as dvc.yaml defines them: matrices over
+    exactly ``RUN_KEYS``; the training ones run ``rfr train``."""
+    per_run = tuple(name for name, stage in stages.items()
+                    if isinstance(stage, Mapping) and isinstance(stage.get("matrix"), Mapping)
+                    and tuple(stage["matrix"]) == RUN_KEYS)
+    trains = tuple(name for name in per_run
+                   if str(stages[name].get("cmd", "")).split()[:2] == ["rfr", "train"])
+    return per_run, trains
+
+
+def check_stage_groups(stages: Mapping[str, Any]) -> None:
+    """Refuse a dvc.yaml whose per-run or training stages are not the ones this module
+    plans with (``PER_RUN_GROUPS``, ``TRAIN_GROUPS``)."""
+    per_run, trains = stage_groups(stages)
+    if set(per_run) != set(PER_RUN_GROUPS) or set(trains) != set(TRAIN_GROUPS):
+        raise LaunchError(f"dvc.yaml's per-run stages are {list(per_run)} (training: "
+                          f"{list(trains)}), rfr.launch.plan plans with "
+                          f"{list(PER_RUN_GROUPS)} (training: {list(TRAIN_GROUPS)}); update "
+                          f"PER_RUN_GROUPS and TRAIN_GROUPS there")
+
+
+def _interpolate(value: Any, params: Mapping[str, Any], where: str) -> Any:
+    """A matrix value with DVC's ``${dotted.key}`` replaced from ``params``."""
+    if isinstance(value, list):
+        return [_interpolate(item, params, where) for item in value]
+    if not isinstance(value, str) or not (match := INTERPOLATION.match(value)):
+        return value
+    found: Any = params
+    for part in match["key"].split("."):
+        if not isinstance(found, Mapping) or part not in found:
+            raise LaunchError(f"{where}: {value} is not in the profile")
+        found = found[part]
+    return found
+
+
+def matrix_entries(stages: Mapping[str, Any], group: str,
+                   params: Mapping[str, Any]) -> list[str]:
+    """The names DVC gives the entries of the matrix stage ``group`` under ``params``:
+    ``group@<value>-<value>-...``, the matrix's keys in order, the last varying fastest."""
+    axes = [_interpolate(values, params, f"dvc.yaml stage {group}, matrix {key}")
+            for key, values in stages[group]["matrix"].items()]
+    for key, values in zip(stages[group]["matrix"], axes, strict=True):
+        if not isinstance(values, list):
+            raise LaunchError(f"dvc.yaml stage {group}: matrix {key} is not a list: {values!r}")
+    return [f"{group}@{'-'.join(str(v) for v in entry)}"
+            for entry in itertools.product(*axes)]
+
+
 def split_stage(name: str) -> tuple[str, str] | None:
     """(group, run) of a per-run matrix stage, None for any other stage."""
     group, sep, run = name.partition("@")
     return (group, run) if sep and group in PER_RUN_GROUPS else None
+
+
+def is_training(name: str) -> bool:
+    """Whether ``name`` is a run's training stage (``train@...``, ``train-ablation@...``)."""
+    parts = split_stage(name)
+    return parts is not None and parts[0] in TRAIN_GROUPS
 
 
 @dataclass(frozen=True)
@@ -122,7 +195,7 @@ class Job:
 
     @property
     def trains(self) -> bool:
-        return any(split_stage(s)[0] in TRAIN_GROUPS for s in self.stages)
+        return any(is_training(s) for s in self.stages)
 
 
 @dataclass(frozen=True)
@@ -144,10 +217,9 @@ def make_plan(graph: Graph, stale: set[str], costs: Mapping[str, tuple[int, int]
             by_run.setdefault(parts[1], []).append(name)
     jobs = []
     for run, listed in by_run.items():
-        names = topological(listed, graph)
-        trains = any(split_stage(n)[0] in TRAIN_GROUPS for n in names)
         steps, gpus = costs.get(run, (0, 1))
-        jobs.append(Job(run, tuple(names), steps if trains else 0, gpus))
+        job = Job(run, tuple(topological(listed, graph)), 0, gpus)
+        jobs.append(replace(job, steps=steps) if job.trains else job)
     jobs.sort(key=lambda job: (-job.steps, job.run))
     rest = tuple(name for name in graph.stages
                  if name in todo and name not in per_run and name not in setup)

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import time
 from collections.abc import Sequence
@@ -31,8 +30,8 @@ from typing import Any
 from rfr.atomic import write_json_atomic
 from rfr.config import ConfigError
 from rfr.launch.config import SlurmConfig
-from rfr.launch.local import repro_stage_command, stage_log, worker_environment
-from rfr.launch.plan import Job, LaunchError, dvc_command
+from rfr.launch.local import run_repro, run_stage, stage_log, stop_stage, worker_environment
+from rfr.launch.plan import Job, LaunchError
 from rfr.launch.progress import Progress, StageResult
 
 try:  # an optional extra: pip install -e '.[slurm]'
@@ -91,17 +90,9 @@ class StageJob(Checkpointable):
                 results.append(vars(StageResult(stage, "skipped", None, 0.0, str(log_path),
                                                 worker)))
                 continue
-            started = time.perf_counter()
-            with open(log_path, "ab") as out:
-                self._child = subprocess.Popen(repro_stage_command(stage), cwd=self.workspace,
-                                               env=env, stdout=out, stderr=subprocess.STDOUT,
-                                               stdin=subprocess.DEVNULL, start_new_session=True)
-                code = self._child.wait()
-                self._child = None
-            failed = code != 0
-            results.append(vars(StageResult(stage, "failed" if failed else "done", code,
-                                            time.perf_counter() - started, str(log_path),
-                                            worker)))
+            result = run_stage(stage, self.workspace, env, log_path, worker, self._track)
+            failed = result.outcome != "done"
+            results.append(vars(result))
             write_record(job_record(log_dir, self.run), results)
         write_record(job_record(log_dir, self.run), results)
         if failed and self.raise_on_failure:
@@ -110,16 +101,15 @@ class StageJob(Checkpointable):
                                    f"log {bad['log']}")
         return results
 
+    def _track(self, child: subprocess.Popen, running: bool) -> None:
+        self._child = child if running else None
+
     def checkpoint(self, *args: Any, **kwargs: Any) -> Any:
         """Stop the running stage (SIGTERM to its process group: the training keeps its
         last checkpoint) and requeue the same stages."""
         child = self._child
-        if child is not None and child.poll() is None:
-            os.killpg(child.pid, signal.SIGTERM)
-            try:
-                child.wait(timeout=STOP_GRACE_S)
-            except subprocess.TimeoutExpired:
-                os.killpg(child.pid, signal.SIGKILL)
+        if child is not None:
+            stop_stage(child, STOP_GRACE_S)
         return DelayedSubmission(StageJob(self.workspace, self.run, self.stages, self.log_dir,
                                           self.raise_on_failure))
 
@@ -132,10 +122,7 @@ class FinalRepro:
         self.log_dir = log_dir
 
     def __call__(self) -> int:
-        with open(Path(self.log_dir) / "final.log", "ab") as out:
-            code = subprocess.run(dvc_command("--wait-for-lock", "repro"), cwd=self.workspace,
-                                  env=worker_environment(os.environ), stdout=out,
-                                  stderr=subprocess.STDOUT).returncode
+        code = run_repro(self.workspace, [], Path(self.log_dir) / "final.log")
         if code != 0:
             raise StageFailedError(f"the final dvc repro failed (exit {code}); log "
                                    f"{Path(self.log_dir) / 'final.log'}")

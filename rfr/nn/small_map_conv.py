@@ -28,11 +28,20 @@ Under autocast the bf16 copy of a weight is made once per ``cast_scope()`` (one 
 pass of RFR-Net), not once per recurrence: autocast's own cache cannot be used because
 these layers pass the weight to their kernels detached or through their own autograd
 function.
+
+**Opt-in.** ``rfr.rfrnet`` builds torch's plain layers; ``use_small_map_gemm(model)``
+swaps the layers named in ``GEMM_LAYERS`` for these classes in place (same Parameter
+objects) and opens a ``cast_scope()`` around each forward pass of ``model``. The weight
+gradients then differ from oneDNN's in float summation order, so trained numbers change:
+the swap is the tracked training setting ``TrainConfig.small_map_gemm``, never a runtime
+knob. Evaluation and inference keep the plain layers (their fp32 forward is the same
+``F.conv2d``, and without gradients the convolutions' GEMM path is never taken).
 """
 
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -199,3 +208,82 @@ class SmallMapConvTranspose2d(nn.ConvTranspose2d):
             return super().forward(x, output_size)
         weight = _weight_in(self.weight, _autocast_dtype(x.device.type))
         return _ConvTranspose2dGemm.apply(x, weight, self)
+
+
+# --- the opt-in swap ------------------------------------------------------------------
+
+# Which layers the swap replaces, by module name. Names, not shapes: they are fixed by the
+# authors' checkpoint keys (``RFRModule.enc_4.0.weight``, ...), so the rule cannot drift
+# when a width or an image size changes, and they are the layers the measurements of
+# ``benchmarks/conv_backward.py`` picked: the RFR module's five dilated 3 x 3 convolutions,
+# which run on the deepest map (1/16 of the image: 4 x 4 at the demo's 64 x 64), and
+# ``dec_3``, the transposed convolution up from that map. ``enc_3`` (whose output is that
+# map too) and the other layers are as fast with oneDNN and stay plain.
+GEMM_LAYERS: dict[re.Pattern[str], tuple[type[nn.Module], type[nn.Module]]] = {
+    re.compile(r"(?:^|\.)RFRModule\.(?:enc_[456]|dec_[54])\.0$"): (nn.Conv2d, SmallMapConv2d),
+    re.compile(r"(?:^|\.)RFRModule\.dec_3\.0$"): (nn.ConvTranspose2d, SmallMapConvTranspose2d),
+}
+
+
+def _gemm_class(name: str, module: nn.Module) -> type[nn.Module] | None:
+    """The GEMM class replacing ``module`` (named ``name`` in its model), or None. Only a
+    layer of exactly torch's class is replaced: an already swapped one is left alone."""
+    for pattern, (plain, gemm) in GEMM_LAYERS.items():
+        if pattern.search(name) and type(module) is plain:
+            return gemm
+    return None
+
+
+def _gemm_twin(module: nn.Conv2d | nn.ConvTranspose2d, cls: type[nn.Module]) -> nn.Module:
+    """An instance of ``cls`` with ``module``'s geometry holding ``module``'s very Parameter
+    objects (built on the meta device: its own initial weights would be thrown away)."""
+    common = dict(stride=module.stride, padding=module.padding, dilation=module.dilation,
+                  groups=module.groups, bias=module.bias is not None,
+                  padding_mode=module.padding_mode, device="meta")
+    if issubclass(cls, nn.ConvTranspose2d):
+        common["output_padding"] = module.output_padding
+    twin = cls(module.in_channels, module.out_channels, module.kernel_size, **common)
+    twin.weight = module.weight
+    twin.bias = module.bias
+    twin.train(module.training)
+    return twin
+
+
+def _install_cast_scope(model: nn.Module) -> None:
+    """Open a ``cast_scope()`` when ``model``'s forward starts and close it when it ends,
+    raised exceptions included (``always_call``): one bf16 copy of each swapped weight per
+    forward pass. The scope belongs to the swap because only the GEMM layers read it
+    (``_weight_in``); the plain network needs none."""
+    open_scopes: list[contextlib.AbstractContextManager[None]] = []
+
+    def enter(module: nn.Module, args: tuple[Any, ...]) -> None:
+        scope = cast_scope()
+        scope.__enter__()
+        open_scopes.append(scope)
+
+    def leave(module: nn.Module, args: tuple[Any, ...], output: Any) -> None:
+        if open_scopes:
+            open_scopes.pop().__exit__(None, None, None)
+
+    model.register_forward_pre_hook(enter)
+    model.register_forward_hook(leave, always_call=True)
+
+
+def use_small_map_gemm(model: nn.Module) -> int:
+    """Replace, in place, ``model``'s layers named by ``GEMM_LAYERS`` by their GEMM
+    versions; returns how many were replaced (0 for a model without an RFR module).
+
+    The replacements hold the same Parameter objects, under the same names: the state
+    dict, checkpoints and an optimizer built before or after are those of the plain
+    model. Call it before ``DistributedDataParallel`` wraps the model (DDP records the
+    module tree it is given). Each forward pass of ``model`` then runs in one
+    ``cast_scope()``; call the model itself, not only a submodule, to get one."""
+    swaps = [(name, module, cls) for name, module in model.named_modules()
+             if (cls := _gemm_class(name, module)) is not None]
+    for name, module, cls in swaps:
+        parent_name, _, child = name.rpartition(".")
+        parent = model.get_submodule(parent_name)
+        setattr(parent, child, _gemm_twin(module, cls))
+    if swaps:
+        _install_cast_scope(model)
+    return len(swaps)

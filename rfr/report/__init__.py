@@ -14,8 +14,8 @@ writes, into ``results_dir/tables`` and ``results_dir/figures``:
 
 Modules: ``settings`` (params), ``inputs`` (run files), ``published``, ``studies``,
 ``stats`` (bootstrap, Wilcoxon, Holm), ``summaries`` (table cells), ``methods``,
-``ablation``, ``cost`` (table builders), ``tables`` (writers), ``grid`` (tiles of
-examples.png), ``figures`` and ``build`` (the entry point).
+``ablation``, ``cost`` (table builders), ``tables`` (writers), ``grid`` (the
+evaluations' example tiles), ``figures`` and ``build`` (the entry point).
 """
 
 from rfr.report.build import ReportResult, write_report

@@ -2,9 +2,10 @@
 
 Everything that can fail because of the inputs (params, published.yaml, a missing or stale
 run file, a grid of the wrong size) is read and checked before anything is written, so a
-failed report leaves the previous tables and figures in place. Then ``R/tables`` and
-``R/figures`` are replaced as a whole (a removed variant's table must not linger), and
-nothing else in the results folder is touched.
+failed report leaves the previous tables and figures in place. Then ``R/tables``,
+``R/figures`` and ``R/plots`` (the data of dvc.yaml's top-level plots,
+``rfr.report.plot_data``) are replaced as a whole (a removed variant's table must not
+linger), and nothing else in the results folder is touched.
 """
 
 from __future__ import annotations
@@ -26,9 +27,10 @@ from rfr.report import figures
 from rfr.report.ablation import ablation_table
 from rfr.report.cost import cost_table
 from rfr.report.errors import ReportError
-from rfr.report.grid import ExamplesGrid, read_examples
+from rfr.report.grid import ExampleTiles, read_example_tiles
 from rfr.report.inputs import REPRO_HINT, RunData, RunKey, load_runs, read_curve, read_json
 from rfr.report.methods import bin_labels, methods_table, random_vgg_warning
+from rfr.report.plot_data import PLOTS_DIR, plot_data, write_plot_data
 from rfr.report.published import Published, load_published
 from rfr.report.reach import reach_table
 from rfr.report.settings import FULL_MODEL, ReportSettings, parse_settings
@@ -54,6 +56,7 @@ class ReportResult:
     tables: tuple[Path, ...]
     figures: tuple[Path, ...]
     warnings: tuple[str, ...]
+    plots: tuple[Path, ...] = ()  # R/plots: the data of dvc.yaml's top-level plots
 
 
 FigureJob = tuple[str, Callable[[], Figure]]
@@ -133,14 +136,14 @@ def _iternum_figure(study: Study, dataset: str, runs: Mapping[str, Sequence[RunD
 
 def _qualitative_figure(dataset: str, methods: Sequence[str], runs: Sequence[RunData],
                         bins: Sequence[int], warnings: list[str]) -> FigureJob | None:
-    """Tiles cut now (a bad grid fails before anything is written), drawn later."""
+    """Tiles read now (a missing tile fails before anything is written), drawn later."""
     skipped = [r.key.name for r in runs if r.evaluation.get("grid_examples") == 0]
     if skipped:
-        warnings.append(f"qualitative_{dataset}: runs {skipped} wrote no examples.png "
+        warnings.append(f"qualitative_{dataset}: runs {skipped} wrote no example tiles "
                         f"(grid_examples 0); figure skipped")
         return None
-    grids: list[ExamplesGrid] = [read_examples(run) for run in runs]
-    present = [b for b in bins if all(b in g.first_row for g in grids)]
+    grids: list[ExampleTiles] = [read_example_tiles(run, bins) for run in runs]
+    present = [b for b in bins if all(b in g.bins for g in grids)]
     missing = [b for b in bins if b not in present]
     if missing:
         warnings.append(f"qualitative_{dataset}: bin(s) {missing} of report.qualitative_bins "
@@ -223,7 +226,8 @@ def _fresh_dir(path: Path) -> Path:
 
 def write_report(params: Mapping[str, Any], results_dir: str | Path) -> ReportResult:
     """Write the methods, ablation and cost tables and the figures into
-    ``results_dir/tables`` and ``results_dir/figures`` (replaced as a whole).
+    ``results_dir/tables`` and ``results_dir/figures``, and the top-level plots' data
+    into ``results_dir/plots`` (each replaced as a whole).
 
     params: the parsed params.yaml; only ``compare``, ``ablation`` and ``report`` are read.
     Raises ReportError for anything the user must fix (it names the file and the fix).
@@ -304,10 +308,12 @@ def write_report(params: Mapping[str, Any], results_dir: str | Path) -> ReportRe
     curve_runs = ablation or ({FULL_MODEL: compare[(ablation_dataset, FULL_MODEL)]}
                               if FULL_MODEL in settings.compare_variants else {})
     jobs.append(_training_figure(ablation_dataset, curve_runs, warnings))
+    plots = plot_data(runs.values())
 
     tables_dir = _fresh_dir(results_dir / TABLES_DIR)
     figures_dir = _fresh_dir(results_dir / FIGURES_DIR)
     table_paths = [path for table in tables for path in write_table(table, tables_dir)]
+    plot_paths = write_plot_data(plots, _fresh_dir(results_dir / PLOTS_DIR))
     figure_paths = []
     for job in jobs:
         if job is None:
@@ -317,7 +323,7 @@ def write_report(params: Mapping[str, Any], results_dir: str | Path) -> ReportRe
     for warning in warnings:
         log.warning("%s", warning)
     return ReportResult(tables_dir, figures_dir, tuple(table_paths), tuple(figure_paths),
-                        tuple(warnings))
+                        tuple(warnings), tuple(plot_paths))
 
 
 __all__ = ["ReportResult", "plan_runs", "write_report"]

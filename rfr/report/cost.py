@@ -75,7 +75,7 @@ def _train_value(run: RunData, key: str, what: str) -> Value:
     value = run.train.get(key)
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return Value(value)
-    return Value(None, f"{what}: not in {run.train_dir}/metrics.json")
+    return Value(None, f"{what}: not in {run.train_dir}/summary.json")
 
 
 def _display(value: Value, notes: Footnotes, digits: int | None) -> Cell:

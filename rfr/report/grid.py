@@ -1,88 +1,84 @@
-"""Cut single tiles out of an evaluation's examples.png.
+"""Read the example tiles an evaluation wrote, for the qualitative figures.
 
-``rfr.evaluate`` writes, for each bin that had masks (in bin order), ``grid_examples`` rows
-of three S x S tiles (masked input, composite, ground truth) with ``GRID_PADDING`` white
-pixels around and between tiles (torchvision's make_grid layout). Re-rendering examples
-would need the models and data; cropping the grid the evaluation already wrote shows
-exactly what was scored. The geometry is checked against the image size, so a stale grid
-(another S or number of rows) is refused instead of cropped at the wrong place.
+``rfr.evaluate`` saves, for the first ``grid_examples`` images of each bin, three 8-bit
+PNGs under ``tiles/bin<b>/<image name>/``: ``input`` (masked input, holes white),
+``output`` (composite) and ``target`` (ground truth), the same pixels that go into
+examples.png. The report reads them by name: the image of example ``e`` of bin ``b`` is
+the ``e``-th id of that bin in per_image.csv (the evaluation scores images in index
+order), so no grid geometry has to be reconstructed and a stale or missing tile is
+named instead of cropped at the wrong place.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from rfr.evaluate import GRID_PADDING, grid_size
+from rfr.evaluation.layout import TILE_NAMES, bin_folder, tile_relpath
 from rfr.report.errors import ReportError
 from rfr.report.inputs import REPRO_HINT, RunData
 
 
-def tile_box(row: int, col: int, size: int, padding: int = GRID_PADDING,
-             ) -> tuple[int, int, int, int]:
-    """(top, left, bottom, right) of tile (row, col) in a make_grid image."""
-    step = size + padding
-    top, left = padding + row * step, padding + col * step
-    return top, left, top + size, left + size
-
-
-def crop_tile(grid: np.ndarray, row: int, col: int, size: int,
-              padding: int = GRID_PADDING) -> np.ndarray:
-    """The S x S (x C) tile at (row, col) of a grid image array (H x W x C)."""
-    top, left, bottom, right = tile_box(row, col, size, padding)
-    if bottom > grid.shape[0] or right > grid.shape[1]:
-        raise ValueError(f"tile ({row}, {col}) of size {size} lies outside a "
-                         f"{grid.shape[1]}x{grid.shape[0]} grid")
-    return grid[top:bottom, left:right]
-
-
 @dataclass(frozen=True)
-class ExamplesGrid:
-    """A run's examples.png with its geometry: first_row[bin_index] = the grid row of that
-    bin's first example."""
+class ExampleTiles:
+    """One run's example tiles: tiles[(bin_index, example, col)] = H x W x 3 uint8, col
+    indexing TILE_NAMES (0 masked input, 1 composite, 2 ground truth)."""
 
-    image: np.ndarray
-    size: int
-    rows_per_bin: int
-    first_row: dict[int, int]
+    run: str
+    tiles: dict[tuple[int, int, int], np.ndarray]
+
+    @property
+    def bins(self) -> set[int]:
+        """The bins whose tiles were read (the requested bins this run scored)."""
+        return {b for b, _, _ in self.tiles}
 
     def tile(self, bin_index: int, col: int, example: int = 0) -> np.ndarray:
-        return crop_tile(self.image, self.first_row[bin_index] + example, col, self.size)
+        return self.tiles[(bin_index, example, col)]
 
 
-def read_examples(run: RunData) -> ExamplesGrid:
-    """Read and check a run's examples.png against its metrics.json."""
-    path = run.examples_png
+def tile_path(run: RunData, bin_index: int, example: int, col: int) -> Path:
+    """Where the evaluation wrote a tile: from the bin's ``example``-th image id."""
+    label = next(info.label for info in run.bins if info.index == bin_index)
+    ids = run.ids_in(label)
+    if example >= len(ids):
+        raise ReportError(f"{run.metrics_dir}/per_image.csv: bin {label} has {len(ids)} "
+                          f"image(s), no example {example} (run {run.key.name}); {REPRO_HINT}")
+    prefix = bin_folder(bin_index) + "/"
+    if not ids[example].startswith(prefix):
+        raise ReportError(f"{run.metrics_dir}/per_image.csv: id {ids[example]!r} of bin {label} "
+                          f"does not start with {prefix!r}; delete it and {REPRO_HINT}")
+    name = ids[example][len(prefix):]
+    return run.metrics_dir / tile_relpath(bin_index, name, TILE_NAMES[col])
+
+
+def read_tile(path: Path, run: RunData, size: int | None) -> np.ndarray:
     if not path.is_file():
-        raise ReportError(f"{path}: missing (run {run.key.name}); {REPRO_HINT}")
-    evaluation = run.evaluation
-    try:
-        size = int(evaluation["dataset"]["size"])
-    except (KeyError, TypeError, ValueError):
-        raise ReportError(f"{run.metrics_dir}/metrics.json: no evaluation.dataset.size, so "
-                          f"{path} cannot be cut into tiles; {REPRO_HINT}") from None
+        raise ReportError(f"{path}: missing (example tile of run {run.key.name}); {REPRO_HINT}")
     with Image.open(path) as opened:
-        image = np.asarray(opened.convert("RGB"))
-    n_bins = len(run.bins)
-    height, width = image.shape[:2]
-    if "grid_examples" in evaluation:
-        rows_per_bin = int(evaluation["grid_examples"])
-        per_bin = evaluation.get("n_images_per_bin")
-        if isinstance(per_bin, int):
-            rows_per_bin = min(rows_per_bin, per_bin)
-    else:  # older evaluations: infer from the height
-        total_rows = (height - GRID_PADDING) // (size + GRID_PADDING)
-        rows_per_bin = total_rows // n_bins if n_bins else 0
-    expected = grid_size(n_bins, rows_per_bin, size)
-    if (width, height) != expected or rows_per_bin < 1:
-        raise ReportError(
-            f"{path} is {width}x{height} but metrics.json implies {expected[0]}x{expected[1]} "
-            f"({n_bins} bins x {rows_per_bin} examples of {size}x{size}); the grid is stale: "
-            f"delete it and {REPRO_HINT}")
-    first_row = {info.index: position * rows_per_bin for position, info in enumerate(run.bins)}
-    return ExamplesGrid(image, size, rows_per_bin, first_row)
+        tile = np.asarray(opened.convert("RGB"))
+    if size is not None and tile.shape[:2] != (size, size):
+        raise ReportError(f"{path} is {tile.shape[1]}x{tile.shape[0]} but the evaluation ran "
+                          f"at {size}x{size}; the tile is stale: delete it and {REPRO_HINT}")
+    return tile
 
 
-__all__ = ["ExamplesGrid", "crop_tile", "read_examples", "tile_box"]
+def read_example_tiles(run: RunData, bins: Iterable[int], examples: int = 1) -> ExampleTiles:
+    """The tiles of the first ``examples`` images of each requested bin the run scored;
+    read now, so a missing tile fails before the report writes anything."""
+    dataset = run.evaluation.get("dataset")
+    size = dataset.get("size") if isinstance(dataset, Mapping) else None
+    size = size if isinstance(size, int) else None
+    scored = {info.index for info in run.bins}
+    tiles = {}
+    for b in (b for b in dict.fromkeys(bins) if b in scored):
+        for example in range(examples):
+            for col in range(len(TILE_NAMES)):
+                tiles[(b, example, col)] = read_tile(tile_path(run, b, example, col), run, size)
+    return ExampleTiles(run.key.name, tiles)
+
+
+__all__ = ["ExampleTiles", "read_example_tiles", "read_tile", "tile_path"]

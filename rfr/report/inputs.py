@@ -1,9 +1,11 @@
 """Load one run's files from the results folder into plain, checked data.
 
 A run is ``<dataset>-<variant>-<seed>``; its evaluation lives in ``R/metrics/<run>/`` and
-its training summary in ``R/train/<run>/``. Every file the report needs is opened here, so
-a missing or stale file fails before anything is written, with a message that names the
-file and says to run ``dvc repro``.
+its training summary in ``R/train/<run>/``. The report reads the ``summary.json`` of both
+(the whole record: bins, provenance, cost); their ``metrics.json`` are flat numeric views
+for ``dvc metrics`` and hold nothing the report needs. Every file the report needs is
+opened here, so a missing or stale file fails before anything is written, with a message
+that names the file and says to run ``dvc repro``.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from rfr.report.errors import ReportError
 
 METRICS_DIR = "metrics"
 TRAIN_DIR = "train"
-METRICS_JSON = "metrics.json"
+SUMMARY_JSON = "summary.json"  # rfr.evaluation.layout and rfr.run_log write it
 PER_IMAGE_CSV = "per_image.csv"
 EXAMPLES_PNG = "examples.png"
 RECURRENCE_JSON = "recurrence.json"
@@ -49,7 +51,7 @@ class RunKey:
 
 @dataclass(frozen=True)
 class BinInfo:
-    """What metrics.json says about one hole-ratio bin of a run."""
+    """What summary.json says about one hole-ratio bin of a run."""
 
     label: str
     index: int
@@ -62,7 +64,7 @@ class RunData:
 
     per_image[metric]: {image id: value}, NaN = undefined for that image; a metric whose
     column is ``unavailable`` is absent here and present in ``unavailable`` with the reason
-    from metrics.json (never a number).
+    from summary.json (never a number).
     """
 
     key: RunKey
@@ -106,7 +108,7 @@ class RunData:
         return [i for i, b in self.image_bins.items() if bin_label is None or b == bin_label]
 
     def dataset_entry(self, metric: str, bin_label: str | None) -> Mapping[str, Any] | None:
-        """The metrics.json entry of a metric for one bin (None = overall)."""
+        """The summary.json entry of a metric for one bin (None = overall)."""
         block = (self.summary.get("overall") if bin_label is None
                  else self.summary.get("bins", {}).get(bin_label))
         if not isinstance(block, Mapping):
@@ -115,7 +117,7 @@ class RunData:
         return entry if isinstance(entry, Mapping) else None
 
     def metric_kind(self, metric: str) -> str:
-        """"per-image" or "dataset" (FID), as metrics.json declares it."""
+        """"per-image" or "dataset" (FID), as summary.json declares it."""
         info = self.summary.get("metrics", {}).get(metric, {})
         return str(info.get("kind", "per-image")) if isinstance(info, Mapping) else "per-image"
 
@@ -160,7 +162,7 @@ def _bins(summary: Mapping[str, Any], path: Path) -> tuple[BinInfo, ...]:
 
 
 def _check_run_block(summary: Mapping[str, Any], key: RunKey, path: Path) -> None:
-    """A metrics.json that names another run is stale (copied or renamed): refuse it."""
+    """A summary.json that names another run is stale (copied or renamed): refuse it."""
     run = summary.get("run")
     if not isinstance(run, Mapping):
         return
@@ -184,12 +186,12 @@ def _train_summary(path: Path, key: RunKey) -> dict[str, Any]:
 
 
 def load_run(results_dir: Path, key: RunKey) -> RunData:
-    """Read and check one run's metrics.json, per_image.csv and training summary."""
+    """Read and check one run's summary.json, per_image.csv and training summary."""
     metrics_dir = results_dir / METRICS_DIR / key.name
     train_dir = results_dir / TRAIN_DIR / key.name
-    metrics_path = metrics_dir / METRICS_JSON
+    metrics_path = metrics_dir / SUMMARY_JSON
     csv_path = metrics_dir / PER_IMAGE_CSV
-    train_path = train_dir / METRICS_JSON
+    train_path = train_dir / SUMMARY_JSON
     for path in (metrics_path, csv_path, train_path):
         if not path.is_file():
             raise _missing(path, key)

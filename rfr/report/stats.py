@@ -7,7 +7,7 @@ draws the seeds with replacement and, independently, the image ids with replacem
 same ids for every drawn seed, because every run of a dataset is scored on the same
 (image, hole) pairs), and takes the mean of the selected values. The resampling is
 `rfr.bootstrap`'s, which `rfr.aggregate.bootstrap_ci` uses too, so with one seed the two
-are the same computation and the report and the per-run metrics.json agree there.
+are the same computation and the report and the per-run summary.json agree there.
 
 **Why Wilcoxon on per-image values.** Variants of one dataset are scored on the same images
 and masks, so a paired test removes the (large) image-to-image variation. Per-image values

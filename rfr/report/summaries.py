@@ -108,7 +108,7 @@ class Summarizer:
             entry = run.dataset_entry(metric, bin_label)
             if entry is None:
                 return Summary("unavailable", n_seeds=n_seeds,
-                               reason=f"{metric} missing from {run.metrics_dir}/metrics.json")
+                               reason=f"{metric} missing from {run.metrics_dir}/summary.json")
             if "value" not in entry:
                 status = "undefined" if entry.get("status") == "undefined" else "unavailable"
                 return Summary(status, n_seeds=n_seeds,
