@@ -1,10 +1,10 @@
 """Baselines compared with RFR-Net: PConv U-Net (Liu et al. 2018, ``baselines.pconv``) and
 a one-shot encoder-decoder of RFR-Net's size (``baselines.encoder_decoder``). Both obey the
 suite's forward contract ``model(masked_image, mask) -> raw output`` and are registered in
-``rfr.registry.MODELS`` as ``"pconv"`` and ``"encdec"``.
+``rfr.model.registry.MODELS`` as ``"pconv"`` and ``"encdec"``.
 
-The baselines import only the suite's layers and helpers (``rfr.config``, ``rfr.nn``),
-never ``rfr.models`` or ``rfr.registry``, so these imports are eager and cycle-free.
+The baselines import only the suite's layers and helpers (``rfr.config``, ``rfr.model``),
+never ``rfr.model.api`` or ``rfr.model.registry``, so these imports are eager and cycle-free.
 """
 
 from __future__ import annotations

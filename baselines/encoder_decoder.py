@@ -35,8 +35,8 @@ from torch import Tensor, nn
 
 from baselines.pconv import PartialConvUNet, encoder_channels
 from rfr.config import check_int, from_dict
-from rfr.nn.batchnorm import freeze_batchnorm_in
-from rfr.nn.partial_conv import PartialConv2d
+from rfr.model.batchnorm import freeze_batchnorm_in
+from rfr.model.partial_conv import PartialConv2d
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ At the default ``PConvConfig()`` this is the paper's network for 256 x 256 input
 8w]``), the same knob as ``RFRNetConfig.width``. Convolutions followed by BatchNorm have no
 bias; the two without BatchNorm (first encoder layer, last decoder layer) have one.
 Inputs whose sides are not a multiple of ``2 ** layers`` are padded (bottom and right)
-with ``rfr.nn.contract.pad_to_multiple`` and the output is cropped back.
+with ``rfr.model.contract.pad_to_multiple`` and the output is cropped back.
 
 Finetuning (``train(True, freeze_batchnorm=True)``) freezes the BatchNorm layers of the
 *encoder only*, as Liu et al. describe; the decoder's BatchNorm keeps training.
@@ -32,9 +32,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rfr.config import check_int, from_dict
-from rfr.nn.batchnorm import freeze_batchnorm_in
-from rfr.nn.contract import check_inputs, pad_to_multiple
-from rfr.nn.partial_conv import PartialConv2d
+from rfr.model.batchnorm import freeze_batchnorm_in
+from rfr.model.contract import check_inputs, pad_to_multiple
+from rfr.model.partial_conv import PartialConv2d
 
 # Liu et al.'s encoder kernels; levels beyond the 4th use 3 x 3.
 ENCODER_KERNELS = (7, 5, 5, 3)

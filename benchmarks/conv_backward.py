@@ -1,6 +1,6 @@
 """Forward + backward time of every RFR-module convolution: oneDNN against the GEMM paths.
 
-``rfr.nn.small_map_conv.use_small_map_gemm`` (the training setting ``small_map_gemm``)
+``rfr.model.small_map_conv.use_small_map_gemm`` (the training setting ``small_map_gemm``)
 swaps some of the RFR module's layers for versions that run plain GEMMs on small maps,
 by a fixed rule (the layers it names; map size and dtype). This script prints, per layer
 shape of RFR-Net at the given image size and width, what oneDNN (``nn.Conv2d`` /
@@ -37,8 +37,8 @@ def median_ms(fn: Callable[[], None], repeats: int) -> float:
 def rfr_module_inputs(size: int, width: int, batch: int) -> dict[str, tuple[nn.Module, Tensor]]:
     """Each RFR-module convolution of a fresh RFRNet, swapped for the GEMM versions where
     the swap does so, with the input it sees (one pass)."""
-    from rfr.models import build_model
-    from rfr.nn.small_map_conv import use_small_map_gemm
+    from rfr.model.api import build_model
+    from rfr.model.small_map_conv import use_small_map_gemm
 
     model = build_model("rfr", {"width": width}).eval()
     use_small_map_gemm(model)

@@ -32,12 +32,12 @@ import numpy as np
 import torch
 
 from rfr.data.embedded import square_photo
+from rfr.evaluate.metrics import psnr
 from rfr.inpaint import precision_context
 from rfr.masks import mask_rng, stroke_mask, to_known_mask
-from rfr.metrics import psnr
-from rfr.models import RFRNet, composite
-from rfr.nn.attention import PatchAttention
-from rfr.reference import layout_of, recipe_state_dict
+from rfr.model.api import RFRNet, composite
+from rfr.model.attention import PatchAttention
+from rfr.model.reference import layout_of, recipe_state_dict
 
 Forward = Callable[[], torch.Tensor]
 

@@ -3,7 +3,7 @@
 Real photographs from scikit-image's wheel (astronaut, chelsea, coffee, rocket,
 immunohistochemistry), square-cropped and resized to 256x256, fill a batch of 16; seeded
 box holes are filled with a blurred copy, as an inpainting method's output would be. One
-timed call = composite + `rfr.metrics.image_metrics` without LPIPS (the four pixel
+timed call = composite + `rfr.evaluate.metrics.image_metrics` without LPIPS (the four pixel
 metrics of a batch, as evaluation runs them). The figure is the median over the repeats
 after one warm-up call. Target: at least 50 images/s on 2 cores.
 
@@ -20,8 +20,8 @@ import torch
 import torch.nn.functional as F
 
 from rfr.data.embedded import square_photo
+from rfr.evaluate.metrics import image_metrics
 from rfr.masks import box_mask, mask_rng, to_known_mask
-from rfr.metrics import image_metrics
 
 PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "immunohistochemistry")
 TARGET_IMAGES_PER_S = 50.0

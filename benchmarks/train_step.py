@@ -1,7 +1,7 @@
 """Training speed of RFR-Net: seconds per step, steps/s and peak memory, fp32 and bf16.
 
-One step = the training loop's own forward and loss (``rfr.train.forward_losses``),
-backward and its Adam update (``rfr.train.make_optimizer``), on demo-scenes images with
+One step = the training loop's own forward and loss (``rfr.train.loop.forward_losses``),
+backward and its Adam update (``rfr.train.loop.make_optimizer``), on demo-scenes images with
 the training masks. Each run is a fresh process so that its peak memory is its own (CPU:
 peak RSS of the process; CUDA: torch's peak allocated memory). VGG16 is random (speed
 only).
@@ -14,7 +14,7 @@ only).
     python benchmarks/train_step.py --plain-layers       # without the small-map GEMM swap
 
 Ours is timed with the RFR module's small-map GEMM layers swapped in
-(``rfr.nn.small_map_conv.use_small_map_gemm``, the demo profile's ``small_map_gemm``), as
+(``rfr.model.small_map_conv.use_small_map_gemm``, the demo profile's ``small_map_gemm``), as
 the README's figures were; ``--plain-layers`` times the plain network.
 
 With ``--authors-repo`` (a checkout of jingyuanli001/RFR-Inpainting) the authors' own
@@ -81,16 +81,16 @@ def measure(args: argparse.Namespace, precision: str) -> dict[str, float]:
 
     from rfr.config import LossConfig
     from rfr.data import DatasetConfig, build_dataset
-    from rfr.losses import InpaintingLoss
-    from rfr.nn.small_map_conv import use_small_map_gemm
-    from rfr.train import (
+    from rfr.model.small_map_conv import use_small_map_gemm
+    from rfr.model.variants import build_variant
+    from rfr.train.loop import (
         TrainConfig,
         TrainingSamples,
         forward_losses,
         make_optimizer,
         shard_indices,
     )
-    from rfr.variants import build_variant
+    from rfr.train.losses import InpaintingLoss
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -164,7 +164,7 @@ def run_one(args: argparse.Namespace, variant: str, precision: str,
 
 
 def print_all_variants(args: argparse.Namespace) -> None:
-    from rfr.variants import load_variants
+    from rfr.model.variants import load_variants
 
     header = "".join(f" | {p} s/step | {p} steps/s | {p} peak GB" for p in args.precision)
     print(f"| variant{header} |")

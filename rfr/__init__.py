@@ -5,7 +5,7 @@ The public entry points: ``RFRNet`` and ``RFRNetConfig`` (the model and its knob
 ``build_model`` (any registered model by name).
 
 ``import rfr`` imports no torch (so the command line starts fast): the entry points are
-imported on first access, ``rfr.RFRNet`` runs ``from rfr.models import RFRNet``.
+imported on first access, ``rfr.RFRNet`` runs ``from rfr.model.api import RFRNet``.
 """
 
 from __future__ import annotations
@@ -19,11 +19,11 @@ def __getattr__(name: str) -> Any:
     # The explicit imports (not an importlib table) keep them visible to grep and to the
     # stage-deps test; a submodule (``from rfr import pipeline``) is not affected.
     if name in ("load_checkpoint", "save_checkpoint"):
-        from rfr import checkpoint as module
+        from rfr.model import checkpoint as module
     elif name == "RFRNetConfig":
         from rfr import config as module
     elif name in ("MODEL_BUILDERS", "RFRNet", "build_model"):
-        from rfr import models as module
+        from rfr.model import api as module
     else:
         raise AttributeError(f"module 'rfr' has no attribute {name!r}")
     value = getattr(module, name)

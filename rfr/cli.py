@@ -39,9 +39,9 @@ DEFAULT_REFERENCE_DIR = Path("../shared/reference")
 
 
 def cmd_inpaint(args: argparse.Namespace) -> int:
-    from rfr.checkpoint import load_checkpoint
-    from rfr.image_io import check_writable_image_path, read_image, read_mask, write_image
+    from rfr.data.image_io import check_writable_image_path, read_image, read_mask, write_image
     from rfr.inpaint import inpaint
+    from rfr.model.checkpoint import load_checkpoint
     from rfr.precision import check_precision
 
     check_writable_image_path(args.out)
@@ -122,7 +122,7 @@ def seed_32bit(text: str) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from rfr.config import from_dict, load_yaml
-    from rfr.evaluate import EvalConfig
+    from rfr.evaluate.api import EvalConfig
     from rfr.overrides import apply_overrides, with_overrides_named
 
     if args.params is not None:
@@ -161,7 +161,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return run_evaluation(config, args.no_progress)
 
 
-def _pipeline_eval_config(args: argparse.Namespace):  # -> rfr.evaluate.EvalConfig
+def _pipeline_eval_config(args: argparse.Namespace):  # -> rfr.evaluate.api.EvalConfig
     from rfr.pipeline import eval_config
 
     for flag in ("checkpoint", "masks", "out"):
@@ -171,8 +171,8 @@ def _pipeline_eval_config(args: argparse.Namespace):  # -> rfr.evaluate.EvalConf
     return eval_config(params, dataset, variant, seed, args.checkpoint, args.masks, args.out)
 
 
-def run_evaluation(config, no_progress: bool) -> int:  # config: rfr.evaluate.EvalConfig
-    from rfr.evaluate import evaluate
+def run_evaluation(config, no_progress: bool) -> int:  # config: rfr.evaluate.api.EvalConfig
+    from rfr.evaluate.api import evaluate
 
     result = evaluate(config, progress=not no_progress)
     for label, entry in result.summary["bins"].items():
@@ -227,7 +227,7 @@ def rerun_under_torchrun(args: argparse.Namespace, gpus: int) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from rfr.errors import TrainingError
-    from rfr.train import load_train_config, train
+    from rfr.train.loop import load_train_config, train
 
     if args.params is not None:
         from rfr.pipeline import reset_stale_run, train_config
@@ -267,7 +267,7 @@ def cmd_launch(args: argparse.Namespace) -> int:
 
 
 def cmd_variants(args: argparse.Namespace) -> int:
-    from rfr.variants import format_variants_table, summarize_variants
+    from rfr.model.variants import format_variants_table, summarize_variants
 
     rows = summarize_variants(size=args.size, width=args.width, path=args.file)
     print(format_variants_table(rows, args.size, args.width))
@@ -315,7 +315,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
 
 
 def cmd_rehearsal_data(args: argparse.Namespace) -> int:
-    from rfr.rehearsal_data import write_rehearsal_layouts
+    from rfr.data.rehearsal import write_rehearsal_layouts
 
     roots = write_rehearsal_layouts(args.out)
     flags = " ".join(f"--root {name}={root}" for name, root in roots.items())
@@ -326,8 +326,8 @@ def cmd_rehearsal_data(args: argparse.Namespace) -> int:
 
 def cmd_recurrence(args: argparse.Namespace) -> int:
     from rfr.config import RFRNetConfig
+    from rfr.evaluate.recurrence import architecture_propagation
     from rfr.pipeline import load_params, recurrence_settings
-    from rfr.recurrence import architecture_propagation
 
     settings = recurrence_settings(load_params(args.params))
     full = RFRNetConfig()
@@ -426,7 +426,7 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--predictions", type=Path,
                         help="folder of another method's outputs: bin<b>/<image name>.png")
     p.add_argument("--config", type=Path,
-                   help="YAML mapping onto rfr.evaluate.EvalConfig; flags override its keys")
+                   help="YAML mapping onto rfr.evaluate.api.EvalConfig; flags override its keys")
     p.add_argument("--dataset", help="dataset name, e.g. celeba, demo-scenes (with --params: "
                    "a key of the profile's datasets)")
     p.add_argument("--root", type=Path, help="dataset folder")
@@ -456,7 +456,7 @@ def build_parser() -> argparse.ArgumentParser:
         "train", help="train a model (two phases, checkpoints, resume, curves; torchrun-ready)"
     )
     p.add_argument("--config", type=Path,
-                   help="YAML mapping onto rfr.train.TrainConfig")
+                   help="YAML mapping onto rfr.train.loop.TrainConfig")
     p.add_argument("--out", type=Path,
                    help="output folder (overrides out_dir; resumes from OUT/last.pth)")
     p.add_argument("--curves", type=Path,

@@ -18,13 +18,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from rfr.checkpoint import load_checkpoint, save_authors_checkpoint
 from rfr.data.embedded import square_photo
-from rfr.image_io import with_white_holes, write_image
+from rfr.data.image_io import with_white_holes, write_image
 from rfr.inpaint import inpaint
 from rfr.masks import hole_ratio, mask_rng, stroke_mask, to_known_mask
-from rfr.models import RFRNet
-from rfr.reference import layout_of, recipe_state_dict
+from rfr.model.api import RFRNet
+from rfr.model.checkpoint import load_checkpoint, save_authors_checkpoint
+from rfr.model.reference import layout_of, recipe_state_dict
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
 The command line (``rfr/cli.py``) catches these to print one clear line instead of a
 traceback, and it must not pay for torch, numpy or PIL to know them. Each class is also
-re-exported by the module it belongs to (``rfr.checkpoint.CheckpointError`` is
+re-exported by the module it belongs to (``rfr.model.checkpoint.CheckpointError`` is
 ``rfr.errors.CheckpointError``), so either import gives the same class.
 """
 

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from rfr.models import composite
+from rfr.model.api import composite
 from rfr.precision import Precision, precision_context  # re-exported: older imports
 
 __all__ = ["Precision", "inpaint", "precision_context"]

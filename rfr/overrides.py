@@ -115,7 +115,7 @@ def profile_hint(parts: Sequence[str], text: str) -> Any:
     if section == "report" and rest:
         return config_hint(ReportSection, rest, text, [section])
     if section == "model" and rest:
-        from rfr.variants import config_classes
+        from rfr.model.variants import config_classes
 
         classes = [cls for cls in config_classes().values()
                    if rest[0] in {f.name for f in dataclasses.fields(cls)}]

@@ -64,7 +64,8 @@ from rfr.atomic import write_json_atomic, write_text_atomic
 from rfr.config import from_dict, load_yaml
 from rfr.data import DatasetConfig, build_dataset
 from rfr.errors import ConfigError, PipelineError
-from rfr.eval_config import EvalConfig
+from rfr.evaluate.config import EvalConfig
+from rfr.model.variants import load_variants, variant_config
 from rfr.overrides import with_overrides_named
 from rfr.profile_schema import (  # noqa: F401 -- SECTIONS: re-exported for the stages' users
     EVAL_RUN_KEYS,
@@ -76,13 +77,12 @@ from rfr.profile_schema import (  # noqa: F401 -- SECTIONS: re-exported for the 
     check_recurrence,
     refuse_run_keys,
 )
-from rfr.train_config import (
+from rfr.train.config import (
     LAST_NAME,
     TrainConfig,
     comparable_config,
     config_differences,
 )
-from rfr.variants import load_variants, variant_config
 
 log = logging.getLogger(__name__)
 
@@ -273,13 +273,13 @@ def train_config(params: Mapping[str, Any], dataset: str, variant: str, seed: in
 
 
 def reset_stale_run(config: TrainConfig) -> str:
-    """Make the run folder of a pipeline training stage fit for ``rfr.train.train``.
+    """Make the run folder of a pipeline training stage fit for ``rfr.train.loop.train``.
 
     Returns "new" (no checkpoint), "resume" (an interrupted run of this very config: it
     goes on from its last checkpoint) or "fresh" (the folder held a finished run, a run of
     another config or an unreadable checkpoint: DVC asked for this stage to run again, so
     the folder and the run's curves are removed and training starts over)."""
-    from rfr.checkpoint import CheckpointError, read_checkpoint
+    from rfr.model.checkpoint import CheckpointError, read_checkpoint
 
     out_dir = Path(config.out_dir)
     last = out_dir / LAST_NAME
@@ -326,7 +326,7 @@ def eval_config(params: Mapping[str, Any], dataset: str, variant: str, seed: int
 
 def recurrence_settings(params: Mapping[str, Any]) -> dict[str, Any]:
     """Reads ``recurrence``: size, per_bin, seed of the architecture-level hole-shrinking
-    record (rfr.recurrence.architecture_propagation) of the full model's architecture."""
+    record (rfr.evaluate.recurrence.architecture_propagation) of the full model's architecture."""
     settings = _tracked(params)["recurrence"].plain()
     check_recurrence(settings, "params")
     return settings

@@ -33,13 +33,13 @@ from typing import Any
 from rfr.config import from_dict
 from rfr.data.config import DatasetConfig
 from rfr.errors import PipelineError
-from rfr.eval_config import EvalConfig
-from rfr.train_config import RUNTIME_FIELDS, TrainConfig
+from rfr.evaluate.config import EvalConfig
+from rfr.train.config import RUNTIME_FIELDS, TrainConfig
 
 FULL_MODEL = "rfr"
 SECTIONS = ("profile", "paths", "datasets", "compare", "ablation", "model", "train", "masks",
             "evaluate", "recurrence", "report")
-# The section of knobs that cannot change any number (rfr/train_config.py states the
+# The section of knobs that cannot change any number (rfr/train/config.py states the
 # rule): the train and evaluate stages read it untracked, and no stage declares it.
 RUNTIME_SECTION = "runtime"
 # Set by the pipeline for every run; not profile settings.
@@ -96,7 +96,7 @@ class Ablation:
 
 @dataclass(frozen=True)
 class Recurrence:
-    """The architecture-level hole-shrinking record (rfr.recurrence)."""
+    """The architecture-level hole-shrinking record (rfr.evaluate.recurrence)."""
 
     size: int
     per_bin: int
@@ -156,7 +156,7 @@ class Profile:
         7. ``masks`` is exactly the arguments of ``rfr masks``; ``recurrence`` is exactly
            size, per_bin and seed, integers.
         """
-        from rfr.variants import load_variants
+        from rfr.model.variants import load_variants
 
         self._check_datasets()
         known_variants = load_variants()
@@ -233,7 +233,7 @@ class Profile:
                 raise PipelineError(
                     f"{section}: {misplaced} cannot change any number, so they belong under "
                     f"{RUNTIME_SECTION}: (untracked); in {section} DVC would rerun every run "
-                    f"when one is toggled (see rfr/train_config.py)")
+                    f"when one is toggled (see rfr/train/config.py)")
 
     def _check_model(self, models: Sequence[str]) -> None:
         """Shared by every variant the profile runs: each key must fit the config of each
@@ -263,8 +263,8 @@ class Profile:
 
 
 def model_config_classes(models: Sequence[str]) -> list[type]:
-    """The config dataclasses of ``models`` (keys of rfr.registry.MODELS)."""
-    from rfr.variants import config_classes
+    """The config dataclasses of ``models`` (keys of rfr.model.registry.MODELS)."""
+    from rfr.model.variants import config_classes
 
     return [config_classes()[name] for name in models]
 

@@ -7,7 +7,7 @@ to put it in and the URL it is published at, because a loss or metric silently c
 with other weights would produce numbers that look comparable to the paper's and are not.
 
 A published file is described by `PublishedWeights`; `KNOWN_WEIGHTS` lists them:
-VGG16 for the training losses, AlexNet for LPIPS and InceptionV3 for FID (rfr.metrics).
+VGG16 for the training losses, AlexNet for LPIPS and InceptionV3 for FID (rfr.evaluate.metrics).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import torch
 import torchvision
 
 from rfr.errors import ChecksumMismatchError, InvalidWeightsError, WeightsNotFoundError
-from rfr.state_dicts import state_dict_mismatches, torch_load_detail
+from rfr.model.state_dicts import state_dict_mismatches, torch_load_detail
 
 RANDOM_VGG_DESCRIPTION = "random VGG16 weights: losses are NOT comparable to ImageNet-VGG numbers"
 
@@ -66,14 +66,14 @@ class PublishedWeights:
 VGG16_IMAGENET = PublishedWeights(
     name="vgg16-imagenet",
     url=torchvision.models.VGG16_Weights.IMAGENET1K_V1.url,
-    used_for="VGG16 features of the perceptual and style training losses (rfr.losses)",
+    used_for="VGG16 features of the perceptual and style training losses (rfr.train.losses)",
     config_key="vgg_weights",
 )
 
 ALEXNET_IMAGENET = PublishedWeights(
     name="alexnet-imagenet",
     url=torchvision.models.AlexNet_Weights.IMAGENET1K_V1.url,
-    used_for="AlexNet trunk of the LPIPS metric (rfr.metrics; LPIPS's own linear layers "
+    used_for="AlexNet trunk of the LPIPS metric (rfr.evaluate.metrics; LPIPS's own linear layers "
     "ship inside the lpips package)",
     config_key="lpips_alexnet_weights",
 )
@@ -82,13 +82,13 @@ ALEXNET_IMAGENET = PublishedWeights(
 # FeatureExtractorInceptionV3 downloads (torch_fidelity.feature_extractor_inceptionv3.
 # URL_INCEPTION_V3; a test keeps the two equal). Its "-6726825d" suffix is copied from
 # pytorch-fid's pt_inception file name and is not known to be this file's sha256 prefix,
-# so rfr.metrics checks its keys and shapes instead of the name's hash.
+# so rfr.evaluate.metrics checks its keys and shapes instead of the name's hash.
 INCEPTION_FID = PublishedWeights(
     name="inception-fid",
     url="https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/"
     "weights-inception-2015-12-05-6726825d.pth",
-    used_for="InceptionV3 (TensorFlow FID graph, 2015-12-05) of the FID metric (rfr.metrics, "
-    "via torch-fidelity)",
+    used_for="InceptionV3 (TensorFlow FID graph, 2015-12-05) of the FID metric "
+    "(rfr.evaluate.metrics, via torch-fidelity)",
     config_key="fid_inception_weights",
 )
 

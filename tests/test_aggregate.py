@@ -1,6 +1,6 @@
 """Per-image CSV, per-bin JSON and bootstrap intervals, on metrics computed for real.
 
-Rows come from `rfr.metrics.image_metrics` on scikit-image's photos (or hand-made rows
+Rows come from `rfr.evaluate.metrics.image_metrics` on scikit-image's photos (or hand-made rows
 where the exact text of a file is checked); nothing is mocked.
 """
 
@@ -15,7 +15,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from rfr.aggregate import (
+from rfr.data.embedded import square_photo
+from rfr.evaluate.aggregate import (
     FORMAT,
     UNAVAILABLE_CELL,
     ImageRecord,
@@ -28,8 +29,7 @@ from rfr.aggregate import (
     write_bins_json,
     write_per_image_csv,
 )
-from rfr.data.embedded import square_photo
-from rfr.metrics import (
+from rfr.evaluate.metrics import (
     DatasetMetricResult,
     FIDAccumulator,
     MetricResult,

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from rfr.nn.attention import AttentionModule, PatchAttention
+from rfr.model.attention import AttentionModule, PatchAttention
 
 
 def per_sample_attention(features, mask, previous_scores, previous_mask, ratio):

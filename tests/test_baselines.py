@@ -8,8 +8,8 @@ from torch import nn
 
 from baselines import EncDecConfig, EncoderDecoder, PConvConfig, PConvUNet
 from rfr.config import ConfigError, RFRNetConfig
-from rfr.models import MODEL_BUILDERS, RFRNet, build_model, count_parameters
-from rfr.nn.partial_conv import PartialConv2d
+from rfr.model.api import MODEL_BUILDERS, RFRNet, build_model, count_parameters
+from rfr.model.partial_conv import PartialConv2d
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 

@@ -1,8 +1,9 @@
-"""The one bootstrap (rfr/bootstrap.py) behind the per-run CIs (rfr.aggregate.bootstrap_ci,
-summary.json) and the report's (rfr.report.stats.hierarchical_bootstrap_ci): the two agree
-draw for draw on one seed, the draws come in the documented order, and every interval is a
-function of its inputs and stream only. Expected values come from the functions or from
-numpy directly, never from pinned numbers."""
+"""The one bootstrap (rfr/evaluate/bootstrap.py) behind the per-run CIs
+(rfr.evaluate.aggregate.bootstrap_ci, summary.json) and the report's
+(rfr.report.stats.hierarchical_bootstrap_ci): the two agree draw for draw on one seed, the
+draws come in the documented order, and every interval is a function of its inputs and
+stream only. Expected values come from the functions or from numpy directly, never from
+pinned numbers."""
 
 from __future__ import annotations
 
@@ -11,10 +12,10 @@ import math
 import numpy as np
 import pytest
 
-import rfr.aggregate
+import rfr.evaluate.aggregate
 import rfr.report.stats
-from rfr.aggregate import ImageRecord, bootstrap_ci, summarize, table_from_records
-from rfr.bootstrap import (
+from rfr.evaluate.aggregate import ImageRecord, bootstrap_ci, summarize, table_from_records
+from rfr.evaluate.bootstrap import (
     CHUNK,
     check_settings,
     mean_ci,
@@ -69,7 +70,7 @@ def test_draws_come_in_the_documented_order() -> None:
 
 
 def test_streams_are_shared_and_per_label() -> None:
-    assert rfr.aggregate.stream_seed is rfr.report.stats.stream_seed is stream_seed
+    assert rfr.evaluate.aggregate.stream_seed is rfr.report.stats.stream_seed is stream_seed
     matrix = np.random.default_rng(6).normal(size=(2, 30))
     first = mean_ci(matrix, resamples=400, seed=stream_seed(0, "a", "psnr"))
     assert first == mean_ci(matrix, resamples=400, seed=stream_seed(0, "a", "psnr"))

@@ -16,7 +16,9 @@ import numpy as np
 import pytest
 import torch
 
-from rfr.checkpoint import (
+from rfr.config import RFRNetConfig, to_dict
+from rfr.model.api import RFRNet
+from rfr.model.checkpoint import (
     FORMAT_NAME,
     FORMAT_VERSION,
     CheckpointError,
@@ -26,9 +28,7 @@ from rfr.checkpoint import (
     save_authors_checkpoint,
     save_checkpoint,
 )
-from rfr.config import RFRNetConfig, to_dict
-from rfr.models import RFRNet
-from rfr.reference import layout_of, recipe_state_dict
+from rfr.model.reference import layout_of, recipe_state_dict
 
 SUITE_CONFIG = RFRNetConfig(width=16, iter_num=3, attention="naive", merge="concat",
                             kernel_size=5)

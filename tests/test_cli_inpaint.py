@@ -14,13 +14,13 @@ import pytest
 import torch
 from PIL import Image
 
-from rfr.checkpoint import load_checkpoint, save_authors_checkpoint, save_checkpoint
 from rfr.cli import main
 from rfr.config import RFRNetConfig
-from rfr.image_io import read_image, read_mask
+from rfr.data.image_io import read_image, read_mask
 from rfr.inpaint import inpaint
-from rfr.models import RFRNet
-from rfr.reference import layout_of, recipe_state_dict
+from rfr.model.api import RFRNet
+from rfr.model.checkpoint import load_checkpoint, save_authors_checkpoint, save_checkpoint
+from rfr.model.reference import layout_of, recipe_state_dict
 
 WIDTH, HEIGHT = 70, 50
 

@@ -20,8 +20,8 @@ from rfr.config import (
     replace_fields,
 )
 from rfr.data import DatasetConfig
-from rfr.evaluate import EvalConfig
-from rfr.train import TrainConfig
+from rfr.evaluate.api import EvalConfig
+from rfr.train.loop import TrainConfig
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,8 @@ import yaml
 from rfr import pipeline
 from rfr.cli import main
 from rfr.config import ConfigError
-from rfr.evaluate import load_eval_config
-from rfr.train import load_train_config
+from rfr.evaluate.api import load_eval_config
+from rfr.train.loop import load_train_config
 
 ROOT = Path(__file__).resolve().parents[1]
 PROFILES = sorted((ROOT / "profiles").glob("*.yaml"))

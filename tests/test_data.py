@@ -37,8 +37,8 @@ from rfr.data.embedded import (
     scene_crops,
     scene_photo,
 )
+from rfr.data.image_io import ImageReadError
 from rfr.data.transforms import resize_square, sample_rng
-from rfr.image_io import ImageReadError
 
 S = 16  # target size of the fake-layout tests
 

@@ -22,13 +22,13 @@ import pytest
 import yaml
 
 from rfr import pipeline
-from rfr.aggregate import ImageRecord, MetricTable, summarize
-from rfr.evaluation import layout
-from rfr.evaluation.summary_files import ALWAYS_IN_BINS, BINS_COLUMNS, flat_metrics
-from rfr.recurrence import RECURRENCE_JSON
+from rfr.evaluate import layout
+from rfr.evaluate.aggregate import ImageRecord, MetricTable, summarize
+from rfr.evaluate.recurrence import RECURRENCE_JSON
+from rfr.evaluate.summary_files import ALWAYS_IN_BINS, BINS_COLUMNS, flat_metrics
 from rfr.report import build, plot_data
 from rfr.report.inputs import RunData, RunKey
-from rfr.run_log import METRICS_FILE, PLOTS_DIR, SUMMARY_FILE, TrainingCurves
+from rfr.train.run_log import METRICS_FILE, PLOTS_DIR, SUMMARY_FILE, TrainingCurves
 
 ROOT = Path(__file__).resolve().parents[1]
 DVC_YAML = yaml.safe_load((ROOT / "dvc.yaml").read_text())

@@ -14,11 +14,10 @@ import pytest
 import torch
 from PIL import Image
 
-from rfr.checkpoint import save_authors_checkpoint, save_checkpoint
 from rfr.cli import main
 from rfr.config import RFRNetConfig
 from rfr.data import DatasetConfig
-from rfr.evaluate import (
+from rfr.evaluate.api import (
     EvalConfig,
     PredictionError,
     evaluate,
@@ -27,8 +26,9 @@ from rfr.evaluate import (
     prediction_relpath,
 )
 from rfr.masks import NVIDIA_BINS, format_bin, write_mask_bank
-from rfr.models import RFRNet
-from rfr.reference import layout_of, recipe_state_dict
+from rfr.model.api import RFRNet
+from rfr.model.checkpoint import save_authors_checkpoint, save_checkpoint
+from rfr.model.reference import layout_of, recipe_state_dict
 
 SIZE = 64
 LIMIT = 3

@@ -13,10 +13,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from rfr.checkpoint import save_checkpoint
 from rfr.config import RFRNetConfig
 from rfr.data import DatasetConfig
-from rfr.evaluate import (
+from rfr.evaluate.api import (
     GRID_PADDING,
     TILES_DIR,
     EvalConfig,
@@ -24,10 +23,11 @@ from rfr.evaluate import (
     evaluate,
     tile_relpath,
 )
-from rfr.evaluation.layout import TILE_NAMES
-from rfr.evaluation.summary_files import bins_rows, flat_metrics
+from rfr.evaluate.layout import TILE_NAMES
+from rfr.evaluate.summary_files import bins_rows, flat_metrics
 from rfr.masks import NVIDIA_BINS, write_mask_bank
-from rfr.models import RFRNet
+from rfr.model.api import RFRNet
+from rfr.model.checkpoint import save_checkpoint
 
 SIZE = 32
 LIMIT = 3

@@ -11,8 +11,8 @@ Four layers of evidence:
 3. the suite model equals that reference for other seeds, batch sizes, masks (from
    all-known to all hole), image sizes (multiples of 16, square or not) and the authors'
    5x5 smaller-hole variant, so the golden case is not a lucky one;
-4. one training step of the suite (``rfr.train``'s mode switch, fused Adam and
-   ``forward_losses``, ``rfr.losses.InpaintingLoss``) equals one step of the authors'
+4. one training step of the suite (``rfr.train.loop``'s mode switch, fused Adam and
+   ``forward_losses``, ``rfr.train.losses.InpaintingLoss``) equals one step of the authors'
    ``model.py`` as restated in ``authors_reference.authors_train_step``: loss terms,
    gradients, weights after the step and BatchNorm running statistics, with BatchNorm
    trained and frozen (finetuning), in float64 and float32 (section g).
@@ -48,19 +48,19 @@ from authors_reference import (
 from torch import Tensor, nn
 
 import rfr
-from rfr.checkpoint import save_authors_checkpoint
 from rfr.config import LossConfig
 from rfr.data import DatasetConfig, build_dataset
-from rfr.losses import InpaintingLoss
 from rfr.masks import generate_mask, hole_ratio, to_known_mask
-from rfr.nn.small_map_conv import use_small_map_gemm
-from rfr.reference import (
+from rfr.model.checkpoint import save_authors_checkpoint
+from rfr.model.reference import (
     json_layout_dtypes,
     layout_of,
     load_state_dict_layout,
     recipe_state_dict,
 )
-from rfr.train import TrainConfig, forward_losses, make_optimizer, set_mode
+from rfr.model.small_map_conv import use_small_map_gemm
+from rfr.train.loop import TrainConfig, forward_losses, make_optimizer, set_mode
+from rfr.train.losses import InpaintingLoss
 
 REFERENCE_DIR = Path(__file__).resolve().parents[2] / "shared" / "reference"
 LAYOUT_JSON = "rfrnet_official_state_dict.json"
@@ -428,7 +428,7 @@ def test_forward_keeps_no_state_between_calls(suite_model: SuiteModel) -> None:
 
 
 # --------------------------------------------------------------------------- g: training
-# One training step of the suite (rfr.train.set_mode, make_optimizer's fused Adam,
+# One training step of the suite (rfr.train.loop.set_mode, make_optimizer's fused Adam,
 # forward_losses, InpaintingLoss) against authors_reference.authors_train_step (model.py's
 # forward, get_g_loss and update_G with a fresh torch.optim.Adam), from the same recipe
 # weights, on the same batch, with the same VGG16 weights on both sides (the suite's
@@ -437,7 +437,7 @@ def test_forward_keeps_no_state_between_calls(suite_model: SuiteModel) -> None:
 # 64 x 64 is the smallest multiple of 16 that exercises every layer: below it the RFR
 # module's deepest maps are 2 x 2 or 1 x 1, where the dilated 3 x 3 convolutions
 # (enc_4..6, dec_5, dec_4) only ever use their centre tap; at 64 they are 4 x 4 (every
-# tap used), which also takes rfr.nn.small_map_conv's GEMM paths: the suite's step swaps
+# tap used), which also takes rfr.model.small_map_conv's GEMM paths: the suite's step swaps
 # them in, as the demo profile's training does (train.small_map_gemm).
 #
 # A first Adam step moves every weight by lr * g / (|g| + 1e-8), i.e. by +-lr wherever
@@ -479,7 +479,7 @@ def _vgg_state_dict(loss_fn: InpaintingLoss) -> dict[str, Tensor]:
 
 @cache
 def _suite_step(dtype: torch.dtype, finetune: bool) -> TrainStep:
-    """One step of the suite's training loop (rfr.train.train's body) from recipe weights,
+    """One step of the suite's training loop (rfr.train.loop.train's body) from recipe weights,
     through ``forward_losses`` in both precisions. (It used to cast the output to float32
     before the loss, which made a float64 step differ from the authors' by ~1e-10 in the
     loss terms and flipped the sign of 138 of the 31M first-step updates; it now casts

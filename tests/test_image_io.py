@@ -12,7 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
-from rfr.image_io import ImageReadError, read_image, read_mask, write_image
+from rfr.data.image_io import ImageReadError, read_image, read_mask, write_image
 
 H, W = 24, 40
 

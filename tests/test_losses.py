@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from rfr.config import LossConfig
-from rfr.losses import (
+from rfr.train.losses import (
     LOSS_TERMS,
     InpaintingLoss,
     VGG16Features,

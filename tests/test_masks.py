@@ -18,7 +18,7 @@ from PIL import Image
 
 import rfr.masks as masks
 from rfr.cli import main
-from rfr.image_io import read_mask
+from rfr.data.image_io import read_mask
 from rfr.masks import (
     MANIFEST_COLUMNS,
     NVIDIA_BINS,

@@ -21,8 +21,7 @@ import torchvision
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from rfr.data.embedded import square_photo
-from rfr.masks import box_mask, mask_rng, to_known_mask
-from rfr.metrics import (
+from rfr.evaluate.metrics import (
     FID_MIN_IMAGES,
     PSNR_MAX_DB,
     SSIM_WINDOW,
@@ -45,7 +44,8 @@ from rfr.metrics import (
     ssim,
     to_uint8,
 )
-from rfr.models import composite
+from rfr.masks import box_mask, mask_rng, to_known_mask
+from rfr.model.api import composite
 from rfr.weights import (
     ALEXNET_IMAGENET,
     INCEPTION_FID,
@@ -266,7 +266,7 @@ def empty_hub(empty_hub: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     import torch_fidelity.feature_extractor_inceptionv3 as tf_inception
 
     def no_download(*args: object, **kwargs: object) -> None:
-        raise AssertionError("rfr.metrics must never download")
+        raise AssertionError("rfr.evaluate.metrics must never download")
 
     monkeypatch.setattr(tf_inception, "load_state_dict_from_url", no_download)
     return empty_hub
@@ -437,10 +437,10 @@ def test_lpips_construction_equals_filling_lpips_state_dict_from_the_same_files(
 def test_lpips_without_its_linear_layers_file_is_unavailable(
     alexnet_trunk_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import rfr.metrics
+    import rfr.evaluate.metrics
 
     missing = tmp_path / "lpips" / "alex.pth"
-    monkeypatch.setattr(rfr.metrics, "lpips_linear_weights_path", lambda: missing)
+    monkeypatch.setattr(rfr.evaluate.metrics, "lpips_linear_weights_path", lambda: missing)
     result = load_lpips(alexnet_trunk_file)
     assert isinstance(result, Unavailable) and str(missing) in result.reason
 

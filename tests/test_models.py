@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from rfr.config import ConfigError, RFRNetConfig
-from rfr.models import MODEL_BUILDERS, RFRNet, build_model, count_parameters
+from rfr.model.api import MODEL_BUILDERS, RFRNet, build_model, count_parameters
 
 
 def seeded_batch(batch=2, size=64, seed=0, channels=1):

@@ -4,7 +4,7 @@ The committed notebooks must carry no outputs (diffs stay readable, no stale num
 ablation notebook must not train, evaluate or load checkpoints (it is a view of the
 results folder), and both must run headless through ``notebooks/run.py`` as CI runs them:
 the walkthrough small and untrained, the comparison on a tiny results folder written
-with the real per-run writers of ``rfr.aggregate``.
+with the real per-run writers of ``rfr.evaluate.aggregate``.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import nbformat
 import numpy as np
 import pytest
 
-from rfr.aggregate import (
+from rfr.evaluate.aggregate import (
     ImageRecord,
     MetricTable,
     summarize,
@@ -97,7 +97,7 @@ def test_notebook_is_valid_v4_without_outputs(name: str) -> None:
 
 def test_ablation_notebook_reads_only_the_results_folder() -> None:
     source = code_source("ablation_comparison.ipynb")
-    for forbidden in ("rfr.train", "rfr.evaluate", "rfr.checkpoint", "load_checkpoint",
+    for forbidden in ("rfr.train", "rfr.evaluate", "rfr.model", "load_checkpoint",
                       "import rfr", "from rfr", "torch", "params.yaml", "subprocess",
                       "os.system"):
         assert forbidden not in source, f"the ablation notebook uses {forbidden!r}"
@@ -169,7 +169,7 @@ def test_walkthrough_executes_untrained_and_small(tmp_path: Path) -> None:
 
 def write_fake_results(root: Path) -> Path:
     """A tiny results folder in the pipeline's layout: per-run CSV and JSON from the real
-    rfr.aggregate writers, recurrence records, training summaries and dvclive-style
+    rfr.evaluate.aggregate writers, recurrence records, training summaries and dvclive-style
     curves, and report tables with the report's columns."""
     rng = np.random.default_rng(0)
     bins = [format_bin(0), format_bin(2)]

@@ -15,7 +15,7 @@ from rfr.cli import main
 from rfr.config import ConfigError
 from rfr.errors import PipelineError
 from rfr.overrides import apply_overrides, parse_override
-from rfr.train_config import TrainConfig, load_train_config
+from rfr.train.config import TrainConfig, load_train_config
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN_DEMO = ROOT / "examples" / "train_demo.yaml"

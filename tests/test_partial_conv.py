@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from rfr.nn.partial_conv import PartialConv2d
+from rfr.model.partial_conv import PartialConv2d
 
 
 def reference_partial_conv(layer: PartialConv2d, x: torch.Tensor, mask: torch.Tensor):

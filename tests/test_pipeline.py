@@ -82,7 +82,7 @@ def test_the_default_profile_is_demo_with_two_seeds_per_ablation():
     assert params == load_profile("demo")
     assert len(params["ablation"]["seeds"]) >= 2
     names = set(params["compare"]["variants"]) | set(params["ablation"]["variants"])
-    from rfr.variants import load_variants
+    from rfr.model.variants import load_variants
     assert names == set(load_variants()), "the demo runs every variant"
 
 
@@ -320,7 +320,7 @@ def test_rerun_of_a_finished_stage_trains_afresh_but_an_interrupted_one_resumes(
         tmp_path, single_thread):
     """The run folder is a persistent DVC output: an interrupted repro resumes, while a
     stage DVC reruns (changed code, data or params, or -f) must not return the old run."""
-    from rfr.train import train
+    from rfr.train.loop import train
 
     params = load_profile("smoke")
     config = pipeline.train_config(params, "demo-scenes", "encdec", 0, tmp_path / "run",

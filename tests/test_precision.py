@@ -20,11 +20,11 @@ import torch
 from PIL import Image
 
 import rfr.precision
-from rfr.checkpoint import save_authors_checkpoint
 from rfr.cli import USER_ERRORS
 from rfr.config import ConfigError, RFRNetConfig
-from rfr.evaluate import EvalConfig, evaluate
-from rfr.models import RFRNet
+from rfr.evaluate.api import EvalConfig, evaluate
+from rfr.model.api import RFRNet
+from rfr.model.checkpoint import save_authors_checkpoint
 from rfr.precision import (
     ALLOW_SLOW_BF16_ENV,
     Bf16Support,
@@ -33,7 +33,7 @@ from rfr.precision import (
     check_precision,
     precision_context,
 )
-from rfr.train import TrainConfig, train
+from rfr.train.loop import TrainConfig, train
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -1,4 +1,4 @@
-"""Reach: which hole pixels a model can fill at all (rfr/reach.py), and the baselines' fix.
+"""Reach: which hole pixels a model can fill at all (rfr/evaluate/reach.py), and the baselines' fix.
 
 The fair-baseline acceptance: at 256x256 and 512x512, on centred squares up to 75 % of
 the side and on every mask of a seeded bank in all six bins, PConv and the encoder-
@@ -16,16 +16,16 @@ import torch
 from torch import Tensor, nn
 
 from rfr.config import RFRNetConfig
-from rfr.masks import NVIDIA_BINS, bank_mask, to_known_mask
-from rfr.models import RFRNet, build_model
-from rfr.nn.partial_conv import PartialConv2d
-from rfr.reach import (
+from rfr.evaluate.reach import (
     SQUARE_FRACTIONS,
     centred_square_mask,
     square_masks,
     unreached_pixels,
     unreached_share,
 )
+from rfr.masks import NVIDIA_BINS, bank_mask, to_known_mask
+from rfr.model.api import RFRNet, build_model
+from rfr.model.partial_conv import PartialConv2d
 
 BANK_PER_BIN = {256: 8, 512: 2}
 BASELINES = ("pconv", "encdec")
@@ -114,7 +114,7 @@ def test_baselines_reach_every_hole_pixel_rfr_net_reaches(name, size, single_thr
 
 @pytest.mark.slow
 def test_the_recurrence_stage_records_reach_and_the_report_shows_it(tmp_path, single_thread):
-    from rfr.recurrence import architecture_propagation
+    from rfr.evaluate.recurrence import architecture_propagation
     from rfr.report.reach import reach_table
 
     summary = architecture_propagation(tmp_path, size=64, per_bin=1, seed=0, progress=False)

@@ -9,9 +9,9 @@ import torch
 from PIL import Image
 
 from rfr.config import RFRNetConfig
+from rfr.evaluate.recurrence import architecture_propagation, trace_known_fractions
 from rfr.masks import NVIDIA_BINS, bank_mask, to_known_mask
-from rfr.models import RFRNet
-from rfr.recurrence import architecture_propagation, trace_known_fractions
+from rfr.model.api import RFRNet
 
 
 def test_the_mask_update_does_not_depend_on_the_weights():

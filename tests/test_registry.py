@@ -1,4 +1,4 @@
-"""One registry of models (``rfr.registry.MODELS``), an import graph without cycles, and
+"""One registry of models (``rfr.model.registry.MODELS``), an import graph without cycles, and
 one class per user error wherever it is imported from."""
 
 from __future__ import annotations
@@ -9,24 +9,24 @@ import sys
 import pytest
 
 import baselines
-import rfr.checkpoint
 import rfr.config
 import rfr.data
+import rfr.data.image_io
 import rfr.errors
-import rfr.image_io
 import rfr.launch
 import rfr.masks
-import rfr.models
+import rfr.model.api
+import rfr.model.checkpoint
 import rfr.pipeline
 import rfr.report
-import rfr.train
+import rfr.train.loop
 import rfr.weights
 from baselines.encoder_decoder import EncDecConfig, EncoderDecoder
 from baselines.pconv import PConvConfig, PConvUNet
 from rfr.config import RFRNetConfig
-from rfr.registry import MODEL_BUILDERS, MODELS, build_model
-from rfr.rfrnet import RFRNet
-from rfr.variants import config_classes
+from rfr.model.registry import MODEL_BUILDERS, MODELS, build_model
+from rfr.model.rfrnet import RFRNet
+from rfr.model.variants import config_classes
 
 
 def test_the_registry_pairs_each_model_with_its_config_class():
@@ -41,31 +41,32 @@ def test_the_registry_pairs_each_model_with_its_config_class():
 
 
 def test_rfr_models_reexports_the_registry_and_the_helpers():
-    assert rfr.models.MODEL_BUILDERS is MODEL_BUILDERS
-    assert rfr.models.build_model is build_model
-    assert rfr.models.RFRNet is RFRNet
+    assert rfr.model.api.MODEL_BUILDERS is MODEL_BUILDERS
+    assert rfr.model.api.build_model is build_model
+    assert rfr.model.api.RFRNet is RFRNet
     assert baselines.PConvUNet is PConvUNet and baselines.EncoderDecoder is EncoderDecoder
 
 
-@pytest.mark.parametrize("module", ["baselines", "rfr.rfrnet", "rfr.nn.contract"])
+@pytest.mark.parametrize("module", ["baselines", "rfr.model.rfrnet", "rfr.model.contract"])
 @pytest.mark.slow
 def test_the_models_do_not_import_the_registry(module):
     code = (f"import sys, {module}; "
-            f"print(' '.join(m for m in ('rfr.models', 'rfr.registry') if m in sys.modules))")
+            "print(' '.join(m for m in ('rfr.model.api', 'rfr.model.registry') "
+            "if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           check=True, timeout=120)
     assert done.stdout.strip() == ""
 
 
 @pytest.mark.parametrize("module, names", [
-    (rfr.checkpoint, ["CheckpointError"]),
+    (rfr.model.checkpoint, ["CheckpointError"]),
     (rfr.config, ["ConfigError"]),
     (rfr.data, ["DatasetFormatError", "DatasetNotFoundError"]),
-    (rfr.image_io, ["ImageReadError", "ImageWriteError"]),
+    (rfr.data.image_io, ["ImageReadError", "ImageWriteError"]),
     (rfr.masks, ["MaskBankError"]),
     (rfr.weights, ["ChecksumMismatchError", "InvalidWeightsError", "WeightsNotFoundError"]),
     (rfr.pipeline, ["PipelineError"]),
-    (rfr.train, ["DivergedError", "TrainingError"]),
+    (rfr.train.loop, ["DivergedError", "TrainingError"]),
     (rfr.launch, ["LaunchError"]),
     (rfr.report, ["ReportError"]),
 ])

@@ -12,13 +12,13 @@ import yaml
 from rfr import pipeline
 from rfr.cli import main
 from rfr.data import DatasetConfig, build_dataset
-from rfr.pipeline import PipelineError, flatten, read_profile
-from rfr.rehearsal_data import (
+from rfr.data.rehearsal import (
     CELEBA_COUNTS,
     PARIS_COUNTS,
     PLACES2_COUNTS,
     write_rehearsal_layouts,
 )
+from rfr.pipeline import PipelineError, flatten, read_profile
 
 # Every key in which the rehearsal may differ from the paper profile, and why. Adding one
 # here is a decision about what the rehearsal no longer rehearses.
@@ -130,7 +130,7 @@ def test_layouts_are_the_published_ones(layouts):
 def test_no_test_image_shows_a_training_photo(layouts):
     """Test crops come from photos (faces) that no training image is cut from."""
     from rfr.data.embedded import SCENE_TEST_PHOTOS, face_split
-    from rfr.rehearsal_data import PLACES2_CATEGORIES
+    from rfr.data.rehearsal import PLACES2_CATEGORIES
 
     assert not set(PLACES2_CATEGORIES) & set(SCENE_TEST_PHOTOS)
     assert not set(face_split("train")) & set(face_split("test"))

@@ -1,6 +1,6 @@
 """`rfr report` end to end, on a results folder built with the suite's real writers.
 
-Every run's per_image.csv and summary.json come from `rfr.aggregate` (MetricTable,
+Every run's per_image.csv and summary.json come from `rfr.evaluate.aggregate` (MetricTable,
 summarize, write_per_image_csv, write_bins_json) filled with per-image values chosen here,
 so the expected means, differences and p-values are known; examples.png is a real
 torchvision grid of solid-colour tiles whose colours say which tile they are.
@@ -22,7 +22,8 @@ import torch
 import torchvision
 from scipy import stats as scipy_stats
 
-from rfr.aggregate import (
+from rfr.data.image_io import write_image
+from rfr.evaluate.aggregate import (
     ImageRecord,
     MetricTable,
     bootstrap_ci,
@@ -30,11 +31,10 @@ from rfr.aggregate import (
     write_bins_json,
     write_per_image_csv,
 )
-from rfr.evaluate import GRID_PADDING
-from rfr.evaluation.layout import TILE_NAMES, tile_relpath
-from rfr.image_io import write_image
+from rfr.evaluate.api import GRID_PADDING
+from rfr.evaluate.layout import TILE_NAMES, tile_relpath
+from rfr.evaluate.metrics import DatasetMetricResult
 from rfr.masks import NVIDIA_BINS, format_bin
-from rfr.metrics import DatasetMetricResult
 from rfr.report import ReportError, ReportResult, write_report
 from rfr.report.grid import read_example_tiles
 from rfr.report.inputs import RunKey, load_run
@@ -96,7 +96,7 @@ def tile_colour(variant: str, bin_index: int, example: int, col: int) -> tuple[i
 
 
 def write_examples(path: Path, variant: str) -> None:
-    """examples.png and, as rfr.evaluate writes them, the tile files (the first
+    """examples.png and, as rfr.evaluate.api writes them, the tile files (the first
     GRID_EXAMPLES ids of each bin are img0, img1...)."""
     tiles = []
     for b in BINS:
@@ -469,7 +469,7 @@ def test_one_seed_reduces_to_the_image_bootstrap(built: tuple[Path, Path],
     width1 = float(row["ci_high"]) - float(row["ci_low"])
     width2 = float(row2["ci_high"]) - float(row2["ci_low"])
     assert width2 > width1
-    # with one seed the interval is rfr.aggregate's image bootstrap of the same values,
+    # with one seed the interval is rfr.evaluate.aggregate's image bootstrap of the same values,
     # drawn from the cell's own stream (dataset, method, seeds, bin, metric)
     expected = bootstrap_ci(metric_values("rfr", 0)["psnr"], resamples=200,
                             seed=stream_seed(0, "scenes", "rfr", "0", "all", "psnr"))

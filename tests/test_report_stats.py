@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from scipy import stats as scipy_stats
 
-from rfr.aggregate import bootstrap_ci
+from rfr.evaluate.aggregate import bootstrap_ci
+from rfr.model.variants import Variant, load_variants
 from rfr.report.stats import (
     hierarchical_bootstrap_ci,
     holm,
@@ -20,7 +21,6 @@ from rfr.report.stats import (
 )
 from rfr.report.studies import derive_studies
 from rfr.report.tables import Cell, Table, fmt_delta, latex_escape, to_latex, to_markdown
-from rfr.variants import Variant, load_variants
 
 
 def test_one_seed_is_exactly_the_image_bootstrap_of_rfr_aggregate() -> None:

@@ -1,4 +1,4 @@
-"""Knobs that cannot change any number are never stage params (rfr/train_config.py).
+"""Knobs that cannot change any number are never stage params (rfr/train/config.py).
 
 Checkpoint cadence and retention, DataLoader workers and the progress bar live in the
 profile's untracked ``runtime:`` section. This holds only if they really change nothing:
@@ -16,8 +16,8 @@ import yaml
 
 from rfr import pipeline
 from rfr.pipeline import RUNTIME_SECTION, TrackedParams
-from rfr.train import train
-from rfr.train_config import RESUME_FREE_KEYS, RUNTIME_FIELDS, TrainConfig
+from rfr.train.config import RESUME_FREE_KEYS, RUNTIME_FIELDS, TrainConfig
+from rfr.train.loop import train
 
 ROOT = Path(__file__).resolve().parents[1]
 PROFILES = sorted(path.stem for path in (ROOT / "profiles").glob("*.yaml"))

@@ -1,4 +1,4 @@
-"""The GEMM paths of rfr.nn.small_map_conv: same forward, same gradients as torch's layers;
+"""The GEMM paths of rfr.model.small_map_conv: same forward, same gradients as torch's layers;
 the opt-in swap (``use_small_map_gemm``, ``TrainConfig.small_map_gemm``) of RFR-Net's layers."""
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-import rfr.nn.small_map_conv as small_map_conv
+import rfr.model.small_map_conv as small_map_conv
 from rfr.config import RFRNetConfig
-from rfr.models import RFRNet
-from rfr.nn.small_map_conv import (
+from rfr.model.api import RFRNet
+from rfr.model.small_map_conv import (
     SmallMapConv2d,
     SmallMapConvTranspose2d,
     _ConvTranspose2dGemm,
@@ -245,7 +245,7 @@ def test_swapped_rfrnet_has_the_plain_output_and_close_gradients(single_thread):
 
 def tiny_training(tmp_path, name: str, small_map_gemm: bool):
     from rfr.config import from_dict
-    from rfr.train import TrainConfig, train
+    from rfr.train.loop import TrainConfig, train
 
     config = from_dict(TrainConfig, {
         "model_config": {"width": 8}, "dataset": {"name": "demo-scenes", "size": 32,
@@ -258,7 +258,7 @@ def tiny_training(tmp_path, name: str, small_map_gemm: bool):
 
 def test_small_map_gemm_training_is_deterministic_and_close_to_the_plain_one(
         tmp_path, single_thread):
-    from rfr.checkpoint import load_checkpoint
+    from rfr.model.checkpoint import load_checkpoint
 
     first = tiny_training(tmp_path, "a", True)
     again = tiny_training(tmp_path, "b", True)

@@ -17,12 +17,11 @@ import pytest
 import torch
 import yaml
 
-from rfr.checkpoint import load_checkpoint, read_checkpoint
 from rfr.cli import main as cli_main
 from rfr.config import ConfigError, from_dict, to_dict
-from rfr.losses import LOSS_TERMS, InpaintingLoss
-from rfr.models import build_model, count_parameters
-from rfr.train import (
+from rfr.model.api import build_model, count_parameters
+from rfr.model.checkpoint import load_checkpoint, read_checkpoint
+from rfr.train.loop import (
     DivergedError,
     TrainConfig,
     TrainingError,
@@ -31,6 +30,7 @@ from rfr.train import (
     shard_indices,
     train,
 )
+from rfr.train.losses import LOSS_TERMS, InpaintingLoss
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -95,7 +95,7 @@ RUNNER = textwrap.dedent("""
     import torch
     torch.set_num_threads(1)
     from rfr.config import from_dict, load_yaml
-    from rfr.train import TrainConfig, train
+    from rfr.train.loop import TrainConfig, train
     delay = float(sys.argv[2])
     train(from_dict(TrainConfig, load_yaml(sys.argv[1])), on_step=lambda s, i: time.sleep(delay))
 """)
@@ -256,12 +256,12 @@ def test_a_crash_between_curves_and_checkpoint_repeats_no_curve_row(
     """The curves reach the files right before each checkpoint; a run that dies while the
     checkpoint is written left rows its resume runs again, and they are not repeated:
     the files end byte-identical to those of an uninterrupted run."""
-    import rfr.run_state
+    import rfr.train.run_state
 
     class Crash(Exception):
         pass
 
-    write = rfr.run_state.save_checkpoint
+    write = rfr.train.run_state.save_checkpoint
 
     def dies_at_step_4(path, *args, **kwargs):
         if Path(path).name == "step_0000004.pth":
@@ -271,12 +271,12 @@ def test_a_crash_between_curves_and_checkpoint_repeats_no_curve_row(
     reference = tmp_path / "ref"
     train(tiny(reference, steps=6))
     out = tmp_path / "crashed"
-    monkeypatch.setattr(rfr.run_state, "save_checkpoint", dies_at_step_4)
+    monkeypatch.setattr(rfr.train.run_state, "save_checkpoint", dies_at_step_4)
     with pytest.raises(Crash):
         train(tiny(out, steps=6))
     curves = Path("dvclive") / "plots" / "metrics" / "train"
     assert tsv_steps(out / curves / "total.tsv") == [0, 1, 2, 3]  # beyond last.pth (2)
-    monkeypatch.setattr(rfr.run_state, "save_checkpoint", write)
+    monkeypatch.setattr(rfr.train.run_state, "save_checkpoint", write)
     assert train(tiny(out, steps=6)).resumed_from == 2
     for term in (*LOSS_TERMS, "total"):
         assert (out / curves / f"{term}.tsv").read_bytes() \

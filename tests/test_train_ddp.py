@@ -38,11 +38,11 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from torch import nn
 
-from rfr.checkpoint import load_checkpoint, read_checkpoint
 from rfr.config import ConfigError, from_dict
-from rfr.models import build_model
-from rfr.sync_batchnorm import SyncBatchNorm2d, convert_sync_batchnorm
-from rfr.train import TrainConfig, TrainingError, train
+from rfr.model.api import build_model
+from rfr.model.checkpoint import load_checkpoint, read_checkpoint
+from rfr.train.loop import TrainConfig, TrainingError, train
+from rfr.train.sync_batchnorm import SyncBatchNorm2d, convert_sync_batchnorm
 
 WORLD_SIZE = 2
 STEPS = 3
@@ -91,8 +91,8 @@ def max_difference(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor],
 def lockstep_worker(rank: int, port: int, tmp: str) -> None:
     torchrun_env(rank, port)
     torch.set_num_threads(1)
-    import rfr.run_state as rs
-    import rfr.train as rt
+    import rfr.train.loop as rt
+    import rfr.train.run_state as rs
 
     writes = {"checkpoints": 0, "logs": 0, "curves": 0}
 
@@ -387,9 +387,9 @@ GROUP_TIMEOUT_S = 60
 
 
 def poison_after_step(rank_to_poison: int) -> None:
-    """Make ``rfr.train``'s optimizers put a NaN into the first weight after each step on
+    """Make ``rfr.train.loop``'s optimizers put a NaN into the first weight after each step on
     ``rank_to_poison`` only: the ranks' weights then disagree, as after a fault on one."""
-    import rfr.train as rt
+    import rfr.train.loop as rt
 
     make = rt.make_optimizer
 
@@ -415,7 +415,7 @@ def gemm_and_nan_worker(rank: int, port: int, tmp: str) -> None:
     saw (its final state, or the error it raised)."""
     import datetime
 
-    import rfr.train as rt
+    import rfr.train.loop as rt
 
     torchrun_env(rank, port)
     torch.set_num_threads(1)

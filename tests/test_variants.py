@@ -10,8 +10,8 @@ from torch import nn
 
 from rfr.cli import main
 from rfr.config import ConfigError
-from rfr.models import count_parameters
-from rfr.variants import (
+from rfr.model.api import count_parameters
+from rfr.model.variants import (
     DEFAULT_VARIANTS_PATH,
     Variant,
     build_variant,

@@ -15,10 +15,10 @@ import pytest
 
 from rfr.config import LossConfig
 from rfr.data import DatasetConfig
-from rfr.evaluate import EvalConfig, evaluate
+from rfr.evaluate.api import EvalConfig, evaluate
 from rfr.masks import NVIDIA_BINS, write_mask_bank
-from rfr.train import TrainConfig, train
-from rfr.variants import load_variants, variant_config
+from rfr.model.variants import load_variants, variant_config
+from rfr.train.loop import TrainConfig, train
 
 SIZE = 32
 WIDTH = 8

@@ -15,7 +15,7 @@ import torch
 import torchvision
 
 from rfr.config import LossConfig
-from rfr.losses import InpaintingLoss, VGG16Features
+from rfr.train.losses import InpaintingLoss, VGG16Features
 from rfr.weights import (
     KNOWN_WEIGHTS,
     VGG16_IMAGENET,

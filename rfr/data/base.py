@@ -32,9 +32,9 @@ from PIL import Image
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, get_worker_info
 
+from rfr.data.image_io import ImageReadError, open_image
 from rfr.data.transforms import preprocess, sample_rng
 from rfr.errors import DatasetFormatError, DatasetNotFoundError
-from rfr.image_io import ImageReadError, open_image
 
 log = logging.getLogger("rfr.data")
 

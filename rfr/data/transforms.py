@@ -30,7 +30,7 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from rfr.image_io import pil_to_array
+from rfr.data.image_io import pil_to_array
 
 # Leading word of every data stream's seed, so that stream [seed, epoch, index] never
 # coincides with a mask stream default_rng([seed, index]) (rfr.masks): NumPy's SeedSequence

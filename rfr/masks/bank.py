@@ -20,8 +20,8 @@ import numpy as np
 from PIL import Image
 
 from rfr.atomic import atomic_open
+from rfr.data.image_io import read_mask
 from rfr.errors import MaskBankError
-from rfr.image_io import read_mask
 from rfr.masks.bins import NVIDIA_BINS, MaskEntry, bin_of, format_bin
 from rfr.masks.generate import (
     check_seed,

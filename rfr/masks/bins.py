@@ -18,8 +18,8 @@ import torch
 from PIL import Image
 from torch import Tensor
 
+from rfr.data.image_io import read_mask
 from rfr.errors import MaskBankError
-from rfr.image_io import read_mask
 
 # Hole-ratio bins of the NVIDIA irregular mask test set (Liu et al., ECCV 2018), half-open
 # on the left: a mask belongs to (low, high] when low < ratio <= high.

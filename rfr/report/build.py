@@ -23,6 +23,7 @@ from PIL import Image
 
 from rfr.config import ConfigError, RFRNetConfig
 from rfr.masks import NVIDIA_BINS
+from rfr.model.variants import load_variants
 from rfr.report import figures
 from rfr.report.ablation import ablation_table
 from rfr.report.cost import cost_table
@@ -37,7 +38,6 @@ from rfr.report.settings import FULL_MODEL, ReportSettings, parse_settings
 from rfr.report.studies import Study, derive_studies
 from rfr.report.summaries import Summarizer
 from rfr.report.tables import Table, write_table
-from rfr.variants import load_variants
 
 log = logging.getLogger("rfr.report")
 
@@ -166,7 +166,7 @@ def _qualitative_figure(dataset: str, methods: Sequence[str], runs: Sequence[Run
 def _recurrence_figure(json_path: Path, png_path: Path, source: str, stem: str,
                        warnings: list[str]) -> FigureJob | None:
     """Hole ratio per recurrence (curves per bin) beside the mask tiles, from a
-    recurrence.json/.png pair written by rfr.recurrence (an evaluated run, or the
+    recurrence.json/.png pair written by rfr.evaluate.recurrence (an evaluated run, or the
     architecture-level pipeline stage)."""
     data = read_json(json_path, f"recurrence of {source}")
     if data.get("status") != "ok":

@@ -1,6 +1,6 @@
 """Read the example tiles an evaluation wrote, for the qualitative figures.
 
-``rfr.evaluate`` saves, for the first ``grid_examples`` images of each bin, three 8-bit
+``rfr.evaluate.api`` saves, for the first ``grid_examples`` images of each bin, three 8-bit
 PNGs under ``tiles/bin<b>/<image name>/``: ``input`` (masked input, holes white),
 ``output`` (composite) and ``target`` (ground truth), the same pixels that go into
 examples.png. The report reads them by name: the image of example ``e`` of bin ``b`` is
@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from rfr.evaluation.layout import TILE_NAMES, bin_folder, tile_relpath
+from rfr.evaluate.layout import TILE_NAMES, bin_folder, tile_relpath
 from rfr.report.errors import ReportError
 from rfr.report.inputs import REPRO_HINT, RunData
 

@@ -20,18 +20,18 @@ from typing import Any
 
 import numpy as np
 
-from rfr.aggregate import read_per_image_csv
+from rfr.evaluate.aggregate import read_per_image_csv
 from rfr.report.errors import ReportError
 
 METRICS_DIR = "metrics"
 TRAIN_DIR = "train"
-SUMMARY_JSON = "summary.json"  # rfr.evaluation.layout and rfr.run_log write it
+SUMMARY_JSON = "summary.json"  # rfr.evaluate.layout and rfr.train.run_log write it
 PER_IMAGE_CSV = "per_image.csv"
 EXAMPLES_PNG = "examples.png"
 RECURRENCE_JSON = "recurrence.json"
 RECURRENCE_PNG = "recurrence.png"
 CURVES_DIR = Path("plots") / "metrics" / "train"
-# Where rfr.train's dvclive writes when the pipeline does not flatten it.
+# Where rfr.train.loop's dvclive writes when the pipeline does not flatten it.
 CURVES_DIRS = (CURVES_DIR, Path("dvclive") / CURVES_DIR)
 REPRO_HINT = "run `dvc repro` to produce it"
 
@@ -151,7 +151,7 @@ def _unavailable_reason(summary: Mapping[str, Any], metric: str, path: Path) -> 
 def _bins(summary: Mapping[str, Any], path: Path) -> tuple[BinInfo, ...]:
     bins = summary.get("bins")
     if not isinstance(bins, Mapping):
-        raise ReportError(f"{path}: no 'bins' (not written by rfr.evaluate); {REPRO_HINT}")
+        raise ReportError(f"{path}: no 'bins' (not written by rfr.evaluate.api); {REPRO_HINT}")
     infos = []
     for order, (label, block) in enumerate(bins.items()):
         index = block.get("bin_index", order) if isinstance(block, Mapping) else order

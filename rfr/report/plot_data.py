@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rfr.atomic import write_text_atomic
-from rfr.evaluation.summary_files import bins_rows
+from rfr.evaluate.summary_files import bins_rows
 from rfr.report.errors import ReportError
 from rfr.report.inputs import REPRO_HINT, RunData, read_curve
 

@@ -7,7 +7,7 @@ an entry without a citation, with an unknown metric or a malformed bin is an err
 names the file and the entry's index, because a silently skipped entry would leave an
 empty cell that looks like "not published".
 
-Values are in the suite's units (``rfr.metrics``): PSNR in dB, SSIM in [0, 1], L1 and hole
+Values are in the suite's units (``rfr.evaluate.metrics``): PSNR in dB, SSIM in [0, 1], L1 and hole
 L1 as fractions of the [0, 1] intensity range (a paper's "L1 (%)" of 2.50 is 0.025),
 LPIPS, FID. An L1 above 1 is rejected as a percentage entered by mistake.
 """
@@ -22,8 +22,8 @@ from pathlib import Path
 
 import yaml
 
+from rfr.evaluate.metrics import HIGHER_IS_BETTER
 from rfr.masks import NVIDIA_BINS, format_bin
-from rfr.metrics import HIGHER_IS_BETTER
 from rfr.report.errors import ReportError
 
 ALL_BINS = "all"

@@ -3,7 +3,7 @@
 A pixel out of reach gets a constant, whatever the photo and the training, so a method
 that leaves one loses there by construction. The table shows it per hole-ratio bin of the
 test-mask bank and for centred squares, for every registered model, from the ``reach``
-record that ``rfr recurrence`` writes (``rfr.recurrence.architecture_reach``).
+record that ``rfr recurrence`` writes (``rfr.evaluate.recurrence.architecture_reach``).
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ def reach_table(record: Mapping[str, Any], source: Path) -> Table:
         notes=[f"Per group of masks, the share of each mask's hole pixels whose output "
                f"depends on no known pixel, mean and max over the group (bold: some are "
                f"unreached). Measured on the architectures with structural weights "
-               f"(rfr/reach.py), so it holds for any trained weights: those pixels get a "
+               f"(rfr/evaluate/reach.py), so it holds for any trained weights: those pixels get a "
                f"constant whatever the photo. Source: {source}."],
     )
 

@@ -6,8 +6,8 @@ that are too narrow; resampling only seeds ignores the images. So each bootstrap
 draws the seeds with replacement and, independently, the image ids with replacement (the
 same ids for every drawn seed, because every run of a dataset is scored on the same
 (image, hole) pairs), and takes the mean of the selected values. The resampling is
-`rfr.bootstrap`'s, which `rfr.aggregate.bootstrap_ci` uses too, so with one seed the two
-are the same computation and the report and the per-run summary.json agree there.
+`rfr.evaluate.bootstrap`'s, which `rfr.evaluate.aggregate.bootstrap_ci` uses too, so with
+one seed the two are the same computation and the report and the per-run summary.json agree there.
 
 **Why Wilcoxon on per-image values.** Variants of one dataset are scored on the same images
 and masks, so a paired test removes the (large) image-to-image variation. Per-image values
@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats as scipy_stats
 
-from rfr.bootstrap import CONFIDENCE, mean_ci, stream_seed
+from rfr.evaluate.bootstrap import CONFIDENCE, mean_ci, stream_seed
 
 
 def pooled_mean(matrix: np.ndarray) -> float:
@@ -45,7 +45,7 @@ def hierarchical_bootstrap_ci(matrix: np.ndarray | Sequence[Sequence[float]], *,
     Per resample: image ids drawn with replacement (shared by all seeds), then seeds drawn
     with replacement (skipped for one seed); the statistic is the mean of the defined
     values selected. Image columns undefined in every seed are dropped first. Returns None
-    when fewer than two values are defined (no interval exists). `rfr.bootstrap.mean_ci`.
+    when fewer than two values are defined (no interval exists). `rfr.evaluate.bootstrap.mean_ci`.
     """
     array = np.asarray(matrix, dtype=np.float64)
     if array.ndim != 2:

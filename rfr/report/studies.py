@@ -13,9 +13,9 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from rfr.config import RFRNetConfig
+from rfr.model.variants import Variant
 from rfr.report.errors import ReportError
 from rfr.report.settings import FULL_MODEL
-from rfr.variants import Variant
 
 STUDY_NAMES = {"attention": "attention", "merge": "merge", "iter_num": "iternum"}
 STUDY_TITLES = {"attention": "attention in the RFR module",

@@ -1,6 +1,6 @@
 """One table cell: a metric of one method (all its seeds) on one bin, as mean and 95% CI.
 
-The cell is where the three kinds of "no number" of ``rfr.aggregate`` are kept apart: an
+The cell is where the three kinds of "no number" of ``rfr.evaluate.aggregate`` are kept apart: an
 unavailable metric (LPIPS without weights) stays unavailable with its reason, an undefined
 one (hole L1 of a bin without holes) stays undefined, and undefined images are left out of
 means instead of counting as 0.

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rfr.metrics import HIGHER_IS_BETTER
+from rfr.evaluate.metrics import HIGHER_IS_BETTER
 
 RANDOM_VGG_WARNING = ("losses computed with random VGG16 weights: not comparable to "
                       "published numbers")

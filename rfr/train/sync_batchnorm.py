@@ -19,7 +19,7 @@ arithmetic with autograd-aware collectives, which every backend runs:
 
 Whenever batch statistics are not synchronised (eval mode, running statistics used, no
 process group or a world of one) the layer is plain ``nn.BatchNorm2d``, whose subclass it
-is: the frozen-BatchNorm finetune phase (``rfr.nn.batchnorm``) switches it like any other,
+is: the frozen-BatchNorm finetune phase (``rfr.model.batchnorm``) switches it like any other,
 and its state dict has BatchNorm2d's keys, so checkpoints load into the plain model.
 """
 

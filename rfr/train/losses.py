@@ -21,7 +21,7 @@ import torchvision
 from torch import Tensor, nn
 
 from rfr.config import LossConfig
-from rfr.models import composite
+from rfr.model.api import composite
 from rfr.weights import RANDOM_VGG_DESCRIPTION, resolve_vgg16_state_dict
 
 # Indices into torchvision's vgg16().features; each block ends after a max-pool.

@@ -5,25 +5,25 @@ Every model obeys one contract: ``model(masked_image, mask) -> output``, ``B x 3
 pixels in [0, 1], mask ``B x 1|3 x H x W`` with 1 = known and 0 = hole; the output is raw
 (the caller composites it with the known pixels).
 
-Where each part lives (this module re-exports them, so ``from rfr.models import RFRNet,
+Where each part lives (this module re-exports them, so ``from rfr.model.api import RFRNet,
 build_model, composite`` keeps working):
 
-* ``rfr.rfrnet``: ``RFRNet`` (Li et al., CVPR 2020), its ``RFRModule``, ``RFRTrace``;
-* ``rfr.registry``: ``MODELS`` (name -> config class and builder), ``MODEL_BUILDERS``,
+* ``rfr.model.rfrnet``: ``RFRNet`` (Li et al., CVPR 2020), its ``RFRModule``, ``RFRTrace``;
+* ``rfr.model.registry``: ``MODELS`` (name -> config class and builder), ``MODEL_BUILDERS``,
   ``build_model``;
-* ``rfr.nn.contract``: ``check_inputs``, ``pad_to_multiple``, ``composite``.
+* ``rfr.model.contract``: ``check_inputs``, ``pad_to_multiple``, ``composite``.
 
-The layers go one way: ``rfr.nn`` <- ``rfr.rfrnet`` and ``baselines`` <- ``rfr.registry``
-<- this module; no module below imports one above.
+The layers go one way: the layers of ``rfr.model`` <- ``rfr.model.rfrnet`` and
+``baselines`` <- ``rfr.model.registry`` <- this module; no module below imports one above.
 """
 
 from __future__ import annotations
 
 from torch import nn
 
-from rfr.nn.contract import check_inputs, composite, pad_to_multiple
-from rfr.registry import MODEL_BUILDERS, MODELS, ModelBuilder, build_model
-from rfr.rfrnet import SIZE_MULTIPLE, Bottleneck, RFRModule, RFRNet, RFRTrace
+from rfr.model.contract import check_inputs, composite, pad_to_multiple
+from rfr.model.registry import MODEL_BUILDERS, MODELS, ModelBuilder, build_model
+from rfr.model.rfrnet import SIZE_MULTIPLE, Bottleneck, RFRModule, RFRNet, RFRTrace
 
 
 def count_parameters(model: nn.Module) -> int:

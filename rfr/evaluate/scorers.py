@@ -4,7 +4,7 @@ Every scorer has ``add(prediction)`` (called once per batch) and ``result()``, t
 LaMa's evaluator keeps its metrics as separate objects: adding a metric is adding a
 scorer, not another branch in the evaluation loop.
 
-- ``ImageMetricScorer``: the per-image metrics of ``rfr.metrics.image_metrics`` (PSNR,
+- ``ImageMetricScorer``: the per-image metrics of ``rfr.evaluate.metrics.image_metrics`` (PSNR,
   SSIM, L1, hole L1, LPIPS when requested) into a ``MetricTable``.
 - ``FIDScorer``: FID per bin and over all images (composites against ground truth).
 - ``RecurrenceTracer``: RFR-Net's hole fraction per recurrence. It needs the model's
@@ -19,9 +19,9 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from rfr.aggregate import MetricTable
-from rfr.evaluation.batches import EvalBatch, Prediction
-from rfr.metrics import (
+from rfr.evaluate.aggregate import MetricTable
+from rfr.evaluate.batches import EvalBatch, Prediction
+from rfr.evaluate.metrics import (
     DatasetMetricResult,
     FIDAccumulator,
     InceptionFeatures,
@@ -29,9 +29,9 @@ from rfr.metrics import (
     Unavailable,
     image_metrics,
 )
-from rfr.models import RFRNet
+from rfr.evaluate.recurrence import RecurrenceRecord, trace_known_fractions, write_recurrence
+from rfr.model.api import RFRNet
 from rfr.precision import Precision
-from rfr.recurrence import RecurrenceRecord, trace_known_fractions, write_recurrence
 
 
 class ImageMetricScorer:
@@ -67,7 +67,7 @@ class FIDScorer:
 
 
 class RecurrenceTracer:
-    """recurrence.json/.png of an RFR-Net checkpoint (``rfr.recurrence``): the forward
+    """recurrence.json/.png of an RFR-Net checkpoint (``rfr.evaluate.recurrence``): the forward
     is RFRNet.trace, whose output is the model's output, so nothing is run twice."""
 
     def __init__(self, precision: Precision, device: str, examples: int) -> None:

@@ -1,6 +1,6 @@
 """The configuration of one training run, apart from the loop that runs it.
 
-Kept out of ``rfr/train.py`` so that the pipeline can validate a profile's ``train``
+Kept out of ``rfr/train/loop.py`` so that the pipeline can validate a profile's ``train``
 section, and decide whether a run folder can be resumed, without importing the training
 loop, the losses and the models: a DVC stage depends on the code it imports, and the
 evaluation and report stages must not be rerun because the loop changed.
@@ -49,7 +49,7 @@ RESUME_FREE_KEYS = (*RUNTIME_FIELDS, "out_dir", "curves_dir", "device")
 @dataclass(frozen=True)
 class TrainConfig:
     """Fields:
-        model: a key of ``rfr.models.MODEL_BUILDERS`` ("rfr").
+        model: a key of ``rfr.model.api.MODEL_BUILDERS`` ("rfr").
         model_config: that model's config mapping (e.g. {"width": 8}).
         dataset: the training images (``DatasetConfig``; its ``size`` is the image size).
         loss: loss weights and ``vgg_weights`` ("imagenet" | path | "random"; random is
@@ -59,7 +59,7 @@ class TrainConfig:
             divisible by ``gpus``. Global, not per rank, so that the tracked number is
             the recipe's whatever the machine: the same profile trains the same batch on
             one GPU or on several, and 1 rank x 6 sees exactly the samples and masks of
-            2 ranks x 3 at every step (``rfr.train.shard_indices``).
+            2 ranks x 3 at every step (``rfr.train.loop.shard_indices``).
         gpus: the number of ranks (processes) one run uses: GPUs, or gloo processes when
             ``device`` is cpu. ``rfr train`` launches them through torchrun when it is
             above 1; ``train()`` refuses to run under another WORLD_SIZE. It changes the
@@ -67,10 +67,10 @@ class TrainConfig:
             gradient), so it is a tracked setting, not a runtime knob.
         sync_batchnorm: with more than one rank, BatchNorm layers normalise phase-1
             batches with the statistics of the global batch
-            (``rfr.sync_batchnorm``), so that 2 x 3 trains like 1 x 6; without it each
+            (``rfr.train.sync_batchnorm``), so that 2 x 3 trains like 1 x 6; without it each
             rank normalises its own shard (what plain DDP does). No effect on one rank.
         small_map_gemm: train with the CPU GEMM versions of the RFR module's layers on
-            the deepest map (``rfr.nn.small_map_conv.use_small_map_gemm``: about 2x
+            the deepest map (``rfr.model.small_map_conv.use_small_map_gemm``: about 2x
             faster weight gradients on 4 x 4 maps; the paths are never taken at
             256 x 256 or off the CPU). The weight gradients differ from oneDNN's in float
             summation order, so it changes the numbers: a tracked setting, not a

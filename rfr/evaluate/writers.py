@@ -24,8 +24,9 @@ import torchvision
 from torch import Tensor
 
 from rfr.atomic import atomic_open
-from rfr.evaluation.batches import Prediction
-from rfr.evaluation.layout import (
+from rfr.data.image_io import with_white_holes, write_image
+from rfr.evaluate.batches import Prediction
+from rfr.evaluate.layout import (
     GRID_PADDING,
     GRID_PNG,
     PAIRS_CSV,
@@ -34,7 +35,6 @@ from rfr.evaluation.layout import (
     prediction_relpath,
     tile_relpath,
 )
-from rfr.image_io import with_white_holes, write_image
 
 PAIRS_HEADER = ("id", "bin", "image_index", "image_name", "mask", "hole_ratio")
 

@@ -23,10 +23,10 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from rfr.config import ConfigError, from_dict, load_yaml, replace_fields, to_dict
-from rfr.models import count_parameters
-from rfr.registry import MODEL_BUILDERS, MODELS, build_model
+from rfr.model.api import count_parameters
+from rfr.model.registry import MODEL_BUILDERS, MODELS, build_model
 
-DEFAULT_VARIANTS_PATH = Path(__file__).resolve().parents[1] / "ablations" / "variants.yaml"
+DEFAULT_VARIANTS_PATH = Path(__file__).resolve().parents[2] / "ablations" / "variants.yaml"
 _VARIANT_KEYS = {"model", "delta", "hypothesis"}
 
 

@@ -46,10 +46,10 @@ from torch import nn
 from rfr.atomic import write_json_atomic
 from rfr.config import to_dict
 from rfr.errors import TrainingError
-from rfr.models import count_parameters
-from rfr.train_config import TrainConfig
+from rfr.model.api import count_parameters
+from rfr.train.config import TrainConfig
 
-TRAIN_LOGGER = "rfr.train"  # the loop's logger, which train.log records
+TRAIN_LOGGER = "rfr.train.loop"  # the loop's logger, which train.log records
 CURVES_PREFIX = "train"  # curve names are train/<term>
 METRICS_FILE = "metrics.json"  # flat numbers, for `dvc metrics`
 SUMMARY_FILE = "summary.json"  # everything, for the report and a resume

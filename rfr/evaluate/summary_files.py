@@ -18,8 +18,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from rfr.aggregate import write_bins_json
 from rfr.atomic import write_json_atomic, write_text_atomic
+from rfr.evaluate.aggregate import write_bins_json
 
 FLAT_METRICS = ("psnr", "ssim", "l1", "l1_hole", "lpips", "fid")
 ALWAYS_IN_BINS = ("psnr", "ssim", "l1", "l1_hole")  # lpips/fid only when available

@@ -26,7 +26,7 @@ from torch.utils.data import DataLoader, Dataset
 from rfr.data import ImageDataset
 from rfr.data.transforms import preprocess, sample_rng
 from rfr.masks import generate_mask, to_known_mask
-from rfr.train_config import TrainConfig
+from rfr.train.config import TrainConfig
 
 # Leading word of the data-order stream (cf. rfr.data.transforms.DATA_STREAM).
 ORDER_STREAM = 0x5246524F  # "RFRO"

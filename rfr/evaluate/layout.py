@@ -1,6 +1,6 @@
 """File names and relative paths of an evaluation folder.
 
-One module owns the layout so that the writers (``rfr.evaluation``), the report
+One module owns the layout so that the writers (``rfr.evaluate``), the report
 (``rfr.report``) and the tests agree on where every output lies without importing the
 evaluation machinery (models, metrics) to learn a file name.
 """

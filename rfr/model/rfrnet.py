@@ -2,10 +2,10 @@
 
 Module names and their order follow the authors' released ``RFRNet`` so that their
 checkpoints load key for key (see ``docs/faithfulness.md``). It obeys the suite's forward
-contract (``rfr.nn.contract``): ``model(masked_image, mask) -> output``, ``B x 3 x H x W``
+contract (``rfr.model.contract``): ``model(masked_image, mask) -> output``, ``B x 3 x H x W``
 pixels in [0, 1], mask ``B x 1|3 x H x W`` with 1 = known and 0 = hole; the output is raw
 (the caller composites it with the known pixels). Importers usually reach it as
-``rfr.models.RFRNet``; the registry of every model is ``rfr.registry``.
+``rfr.model.api.RFRNet``; the registry of every model is ``rfr.model.registry``.
 """
 
 from __future__ import annotations
@@ -19,10 +19,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rfr.config import RFRNetConfig, from_dict
-from rfr.nn.attention import AttentionModule, AttentionState
-from rfr.nn.batchnorm import freeze_batchnorm_in
-from rfr.nn.contract import check_inputs, pad_to_multiple
-from rfr.nn.partial_conv import PartialConv2d
+from rfr.model.attention import AttentionModule, AttentionState
+from rfr.model.batchnorm import freeze_batchnorm_in
+from rfr.model.contract import check_inputs, pad_to_multiple
+from rfr.model.partial_conv import PartialConv2d
 
 # The network downsamples by 2 (Pconv1) and then by 8 (the RFR module's encoder).
 SIZE_MULTIPLE = 16
@@ -60,7 +60,7 @@ class RFRModule(nn.Module):
     Three stride-2 convolutions and three dilated ones, then a decoder with skip
     connections; the attention sits after ``dec_3``, at 1/8 of the input image's size.
     Plain torch layers; training may swap the ones on the deepest map for CPU GEMM
-    versions (``rfr.nn.small_map_conv.use_small_map_gemm``, opt-in).
+    versions (``rfr.model.small_map_conv.use_small_map_gemm``, opt-in).
     """
 
     def __init__(self, width: int, attention: str, iter_num: int) -> None:

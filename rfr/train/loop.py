@@ -12,10 +12,10 @@ samples of the batch, so the averaged gradient is that of the global batch: in t
 finetune phase (BatchNorm frozen) 2 ranks x 3 train like 1 rank x 6 up to float
 rounding. In phase 1 BatchNorm normalises each rank's shard with its own statistics
 unless ``config.sync_batchnorm`` converts the model's BatchNorm layers to
-``rfr.sync_batchnorm.SyncBatchNorm2d`` (global-batch statistics, on CPU and GPU).
+``rfr.train.sync_batchnorm.SyncBatchNorm2d`` (global-batch statistics, on CPU and GPU).
 
 Exact resume. Every random choice of step ``s`` is a pure function of (seed, s)
-(``rfr.sampling``):
+(``rfr.train.sampling``):
 - the data order: epoch ``e`` visits the dataset in ``permutation(seed, e)``; the k-th
   sample of the global batch of step ``s`` is global sample ``g = s * G + k`` (G the
   global batch), i.e. position ``g mod N`` of epoch ``g // N``; rank r takes ``k`` in
@@ -37,8 +37,8 @@ size, versions), ``metrics.json`` (last loss terms) and ``dvclive/`` (one step-i
 curve per loss term, written when the checkpoint of its steps is, beside the run's
 ``summary.json`` and its flat ``metrics.json``; the pipeline puts this folder in
 ``results/train/<run>`` with ``curves_dir``). The checkpoints and
-resume are ``rfr.run_state``; the curves, train.log, run.json and the summary
-``rfr.run_log``; this module is the loop.
+resume are ``rfr.train.run_state``; the curves, train.log, run.json and the summary
+``rfr.train.run_log``; this module is the loop.
 """
 
 from __future__ import annotations
@@ -60,35 +60,10 @@ from torch import Tensor, nn
 
 from rfr.data import build_dataset
 from rfr.errors import DivergedError, TrainingError
-from rfr.losses import InpaintingLoss
-from rfr.models import build_model
-from rfr.nn.small_map_conv import use_small_map_gemm
+from rfr.model.api import build_model
+from rfr.model.small_map_conv import use_small_map_gemm
 from rfr.precision import check_precision, precision_context
-from rfr.run_log import (
-    TRAIN_LOGGER,
-    TrainingCurves,
-    add_file_log,
-    curves_dir,
-    run_metadata,
-    training_summary,
-    write_json,
-)
-from rfr.run_state import (
-    checkpoint_path,
-    nonfinite_weights,
-    read_resume_state,
-    restore_rng_states,
-    write_training_checkpoint,
-)
-from rfr.sampling import (  # re-exported: data order and per-step seeds
-    TrainingSamples,
-    epoch_order,
-    shard_indices,
-    step_loader,
-    step_seed,
-)
-from rfr.sync_batchnorm import convert_sync_batchnorm
-from rfr.train_config import (  # re-exported: the run's config lives in its own module
+from rfr.train.config import (  # re-exported: the run's config lives in its own module
     CHECKPOINT_DIR,
     LAST_NAME,
     RESUME_FREE_KEYS,
@@ -98,6 +73,31 @@ from rfr.train_config import (  # re-exported: the run's config lives in its own
     config_differences,
     load_train_config,
 )
+from rfr.train.losses import InpaintingLoss
+from rfr.train.run_log import (
+    TRAIN_LOGGER,
+    TrainingCurves,
+    add_file_log,
+    curves_dir,
+    run_metadata,
+    training_summary,
+    write_json,
+)
+from rfr.train.run_state import (
+    checkpoint_path,
+    nonfinite_weights,
+    read_resume_state,
+    restore_rng_states,
+    write_training_checkpoint,
+)
+from rfr.train.sampling import (  # re-exported: data order and per-step seeds
+    TrainingSamples,
+    epoch_order,
+    shard_indices,
+    step_loader,
+    step_seed,
+)
+from rfr.train.sync_batchnorm import convert_sync_batchnorm
 
 log = logging.getLogger(TRAIN_LOGGER)
 

@@ -1,6 +1,6 @@
 """The percentile bootstrap of a mean, shared by the per-run metrics and the report.
 
-One resampling for both: `rfr.aggregate.bootstrap_ci` (one run's images, the CIs in
+One resampling for both: `rfr.evaluate.aggregate.bootstrap_ci` (one run's images, the CIs in
 ``results/metrics/*/summary.json``) calls it with a one-row matrix, and
 `rfr.report.stats.hierarchical_bootstrap_ci` (seeds x images, the report's tables) with
 one row per training seed. So with one seed the two give the same interval by

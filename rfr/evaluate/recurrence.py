@@ -15,7 +15,7 @@ weights. Two places record it:
 ``hole_ratio[k]`` = mean fraction of hole positions of the RFR module's mask before the
 recurrences (k = 0) and after recurrence k.
 
-``rfr recurrence`` also records the *reach* of every registered model (``rfr.reach``) on
+``rfr recurrence`` also records the *reach* of every registered model (``rfr.evaluate.reach``) on
 the same masks and on centred squares: the share of each hole that no output pixel can
 fill. At 256x256 RFR-Net leaves 1.6 % of a centred 192 px square unreached (its six
 recurrences fill about 80 px in from the hole's edge); the baselines reach every pixel.
@@ -32,21 +32,21 @@ import torchvision
 from torch import Tensor, nn
 from tqdm import tqdm
 
-from rfr.aggregate import write_bins_json
 from rfr.config import RFRNetConfig
 from rfr.data import DatasetConfig, build_dataset
-from rfr.image_io import with_white_holes, write_image
+from rfr.data.image_io import with_white_holes, write_image
+from rfr.evaluate.aggregate import write_bins_json
+from rfr.evaluate.reach import SQUARE_FRACTIONS, centred_square_mask, reach_summary
 from rfr.masks import NVIDIA_BINS, bank_mask, format_bin, to_known_mask
-from rfr.models import MODEL_BUILDERS, RFRNet, build_model, composite
+from rfr.model.api import MODEL_BUILDERS, RFRNet, build_model, composite
 from rfr.precision import precision_context
-from rfr.reach import SQUARE_FRACTIONS, centred_square_mask, reach_summary
 
 RECURRENCE_JSON = "recurrence.json"
 RECURRENCE_PNG = "recurrence.png"
-GRID_PADDING = 2  # as rfr.evaluate's grids
+GRID_PADDING = 2  # as rfr.evaluate.api's grids
 REACH_DEFINITION = (
     "share of a mask's hole pixels whose output depends on no known pixel, for the "
-    "architecture with structural weights (rfr.reach): these pixels get a constant, "
+    "architecture with structural weights (rfr.evaluate.reach): these pixels get a constant, "
     "whatever the photo and whatever the training; mean and max over the group's masks")
 
 
@@ -126,7 +126,7 @@ def write_recurrence(record: RecurrenceRecord | None, model: nn.Module | None,
 
 def architecture_reach(rfr_model: RFRNet, size: int, per_bin: int, seed: int,
                        progress: bool = True) -> dict[str, Any]:
-    """The share of each hole that no output pixel can reach (``rfr.reach``), for the
+    """The share of each hole that no output pixel can reach (``rfr.evaluate.reach``), for the
     released architecture and every other registered model, on the same bank masks per
     bin and on centred squares: whether a method loses a large hole by construction."""
     bank = [(format_bin(b), to_known_mask(bank_mask(size, seed, b, slot))[None])

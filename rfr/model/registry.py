@@ -2,11 +2,11 @@
 
 One plain dict, so ``grep`` finds them all. The config class is the model's frozen
 dataclass of knobs (what an ablation variant's delta is checked against, see
-``rfr.variants``); the builder takes a plain mapping of that class's keys and returns the
+``rfr.model.variants``); the builder takes a plain mapping of that class's keys and returns the
 ``nn.Module``. ``MODEL_BUILDERS`` (name -> builder) and ``build_model`` are the views the
-rest of the suite uses; ``rfr.models`` re-exports all three.
+rest of the suite uses; ``rfr.model.api`` re-exports all three.
 
-This module sits above the models: it imports RFR-Net (``rfr.rfrnet``) and the baselines
+This module sits above the models: it imports RFR-Net (``rfr.model.rfrnet``) and the baselines
 (``baselines``), and none of them imports it.
 """
 
@@ -19,7 +19,7 @@ from torch import nn
 
 from baselines import EncDecConfig, PConvConfig, build_encdec, build_pconv
 from rfr.config import RFRNetConfig
-from rfr.rfrnet import RFRNet
+from rfr.model.rfrnet import RFRNet
 
 ModelBuilder = Callable[[Mapping[str, Any]], nn.Module]
 

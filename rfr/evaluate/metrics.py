@@ -44,8 +44,8 @@ import torch.nn.functional as F
 import torchvision
 from torch import Tensor, nn
 
-from rfr.models import composite
-from rfr.state_dicts import state_dict_mismatches
+from rfr.model.api import composite
+from rfr.model.state_dicts import state_dict_mismatches
 from rfr.weights import (
     ALEXNET_IMAGENET,
     INCEPTION_FID,

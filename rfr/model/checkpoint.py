@@ -23,8 +23,8 @@ from torch import Tensor, nn
 from rfr.atomic import atomic_open
 from rfr.config import RFRNetConfig, to_dict
 from rfr.errors import CheckpointError
-from rfr.models import RFRNet, build_model
-from rfr.state_dicts import preview, state_dict_mismatches, torch_load_detail
+from rfr.model.api import RFRNet, build_model
+from rfr.model.state_dicts import preview, state_dict_mismatches, torch_load_detail
 
 FORMAT_NAME = "rfr-bench"
 FORMAT_VERSION = 1

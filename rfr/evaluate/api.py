@@ -5,17 +5,17 @@ For every NVIDIA bin of the bank, image ``i`` of the split is paired with mask `
 the bin (``rfr.masks.pair_images_with_masks``: cyclic when the bin has fewer masks), so
 every model sees exactly the same (image, hole) pairs. A model runs on ``image * mask``
 (batched, ``torch.inference_mode``, fp32 or bf16 autocast); the metrics are computed on
-the composite (``rfr.metrics.image_metrics``), per image, and summarised per bin with
-bootstrap confidence intervals (``rfr.aggregate``).
+the composite (``rfr.evaluate.metrics.image_metrics``), per image, and summarised per bin with
+bootstrap confidence intervals (``rfr.evaluate.aggregate``).
 
-Outputs in ``out_dir`` (names in ``rfr.evaluation.layout``):
+Outputs in ``out_dir`` (names in ``rfr.evaluate.layout``):
 
 - ``per_image.csv``: ``id, bin, psnr, ssim, l1, l1_hole[, lpips]``; id is
   ``bin<b>/<image name>`` (b indexes ``rfr.masks.NVIDIA_BINS``), bin is the label
-  ``(0.1, 0.2]``. Cells as in ``rfr.aggregate.write_per_image_csv``.
+  ``(0.1, 0.2]``. Cells as in ``rfr.evaluate.aggregate.write_per_image_csv``.
 - ``pairs.csv``: ``id, bin, image_index, image_name, mask, hole_ratio``: which mask file
   each image was scored with.
-- ``summary.json``: the ``rfr.aggregate.summarize`` layout (``format``, ``bootstrap``,
+- ``summary.json``: the ``rfr.evaluate.aggregate.summarize`` layout (``format``, ``bootstrap``,
   ``metrics``, ``bins`` {label: {n_images, metrics, bin_index, bounds, n_masks,
   mean_hole_ratio}}, ``overall``) plus ``evaluation`` (what was scored and how: source,
   dataset, mask bank, batch size, precision, parameter count, GMACs), ``run`` (the
@@ -35,9 +35,9 @@ Outputs in ``out_dir`` (names in ``rfr.evaluation.layout``):
 - ``predictions/`` (only with ``save_predictions``): the composites as 8-bit PNGs under
   the predictions naming scheme, so they can be scored again as a predictions folder.
 - ``recurrence.json`` (and ``recurrence.png`` for RFR-Net, with ``recurrence``): see
-  ``rfr.recurrence``.
+  ``rfr.evaluate.recurrence``.
 
-The work is split as in ``rfr.evaluation``: a predictor (checkpoint or predictions
+The work is split as in ``rfr.evaluate``: a predictor (checkpoint or predictions
 folder) makes the outputs, scorers score them, writers write them; this module is the
 entry point the CLI, the pipeline and the tests import.
 
@@ -52,9 +52,9 @@ truth). A missing, unreadable or mis-sized file is an error that names it.
 
 from __future__ import annotations
 
-from rfr.eval_config import EvalConfig, load_eval_config  # re-exported
-from rfr.evaluation.evaluator import EvalResult, evaluate
-from rfr.evaluation.layout import (
+from rfr.evaluate.config import EvalConfig, load_eval_config  # re-exported
+from rfr.evaluate.evaluator import EvalResult, evaluate
+from rfr.evaluate.layout import (
     BINS_CSV,
     EVAL_FORMAT,
     GRID_PADDING,
@@ -71,7 +71,7 @@ from rfr.evaluation.layout import (
     prediction_relpath,
     tile_relpath,
 )
-from rfr.evaluation.predictors import (
+from rfr.evaluate.predictors import (
     PredictionError,
     gmacs_of,
     measure_latency,

@@ -1,6 +1,6 @@
 """The configuration of one evaluation, apart from the code that runs it.
 
-Kept out of ``rfr/evaluate.py`` so that the pipeline can validate a profile's
+Kept out of ``rfr/evaluate/api.py`` so that the pipeline can validate a profile's
 ``evaluate`` section without importing the metrics and the models: a DVC stage depends
 on the code it imports, and the training stages must not be rerun because a metric
 changed.
@@ -16,7 +16,7 @@ from rfr.config import ConfigError, check_int, check_literal, from_dict, load_ya
 from rfr.data.config import DatasetConfig
 from rfr.precision import Precision
 
-# Bootstrap resamples per (bin, metric) for the confidence intervals (rfr.aggregate).
+# Bootstrap resamples per (bin, metric) for the confidence intervals (rfr.evaluate.aggregate).
 DEFAULT_RESAMPLES = 2000
 
 

@@ -15,7 +15,7 @@ show a missing number as 0 or let it vanish into a mean:
 
 Confidence intervals: percentile bootstrap of the mean (resample the bin's images with
 replacement `resamples` times, default 2000; take the 2.5th and 97.5th percentiles of the
-resampled means), computed by `rfr.bootstrap`, the resampling the report uses too. Each
+resampled means), computed by `rfr.evaluate.bootstrap`, the resampling the report uses too. Each
 (bin, metric) draws from its own stream, seeded from `seed`, the bin and the metric name,
 so a CI does not change when other bins or metrics are added. A bin with one value has a
 mean but no CI (``ci95: null``).
@@ -35,9 +35,9 @@ from typing import Any
 
 import numpy as np
 
-from rfr.bootstrap import CONFIDENCE, mean_ci, stream_seed
-from rfr.eval_config import DEFAULT_RESAMPLES
-from rfr.metrics import HIGHER_IS_BETTER, DatasetMetricResult, MetricResult
+from rfr.evaluate.bootstrap import CONFIDENCE, mean_ci, stream_seed
+from rfr.evaluate.config import DEFAULT_RESAMPLES
+from rfr.evaluate.metrics import HIGHER_IS_BETTER, DatasetMetricResult, MetricResult
 
 FORMAT = "rfr-bench per-bin metrics v1"
 UNAVAILABLE_CELL = "unavailable"
@@ -58,7 +58,7 @@ class ImageRecord:
 class MetricTable:
     """Rows of per-image metrics plus, per unavailable metric, why it is unavailable.
 
-    Fill it batch by batch with `add_batch` (from `rfr.metrics.image_metrics`) or row by
+    Fill it batch by batch with `add_batch` (from `rfr.evaluate.metrics.image_metrics`) or row by
     row with `add`. The first row fixes the metric columns and their order; every later
     row must have the same ones, so a metric can never be silently absent from some rows.
     """
@@ -138,7 +138,7 @@ def bootstrap_ci(values: Sequence[float] | np.ndarray, *, resamples: int = DEFAU
     and returns the (1 - confidence) / 2 and (1 + confidence) / 2 percentiles (linear
     interpolation). Deterministic for a given seed. The percentile bootstrap is simple and
     makes no normality assumption; for a few dozen images per bin it is a little narrow,
-    which docs/metrics.md states. The resampling is `rfr.bootstrap.mean_ci` on one row.
+    which docs/metrics.md states. The resampling is `rfr.evaluate.bootstrap.mean_ci` on one row.
     """
     array = np.asarray(values, dtype=np.float64).reshape(-1)
     if array.size < 2:

@@ -4,7 +4,7 @@
 ``training`` entry (optimizer, step, phase, RNG states, data position, config, world
 size); ``out_dir/last.pth`` is a hard link to the newest, replaced atomically. Resuming
 needs only the weights, the optimizer state and the step (every random choice of a step
-is a function of the seed and the step: ``rfr.sampling``); the RNG states and the data
+is a function of the seed and the step: ``rfr.train.sampling``); the RNG states and the data
 position are stored for inspection and restored all the same.
 """
 
@@ -20,17 +20,17 @@ import torch
 from torch import nn
 
 from rfr.atomic import link_atomic
-from rfr.checkpoint import read_checkpoint, save_checkpoint
 from rfr.config import to_dict
 from rfr.errors import CheckpointError, DivergedError, TrainingError
-from rfr.sampling import TrainingSamples
-from rfr.train_config import (
+from rfr.model.checkpoint import read_checkpoint, save_checkpoint
+from rfr.train.config import (
     CHECKPOINT_DIR,
     LAST_NAME,
     TrainConfig,
     comparable_config,
     config_differences,
 )
+from rfr.train.sampling import TrainingSamples
 
 
 def rng_states(data_position: Mapping[str, int]) -> dict[str, Any]:
@@ -105,7 +105,7 @@ def write_training_checkpoint(out_dir: Path, model: nn.Module, optimizer: torch.
     """Write the checkpoint of ``step``, point last.pth at it and drop the checkpoints
     beyond ``config.keep_checkpoints``; refuses (DivergedError) non-finite weights.
 
-    The training loop checks the weights on every rank before (``rfr.train``'s collective
+    The training loop checks the weights on every rank before (``rfr.train.loop``'s collective
     check); this check stays so that no caller can write a diverged checkpoint."""
     bad = nonfinite_weights(model)
     if bad:

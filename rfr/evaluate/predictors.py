@@ -7,7 +7,7 @@ and writers never ask which one they are fed:
   (``torch.inference_mode``, fp32 or bf16 autocast). It also reports what it is
   (``source``: model, parameters, GMACs) and times itself (``latency``).
 - ``FolderPredictor``: another method's outputs read from a predictions folder
-  (``bin<b>/<name>.png``, see ``rfr.evaluate``); it has no model to count or time.
+  (``bin<b>/<name>.png``, see ``rfr.evaluate.api``); it has no model to count or time.
 """
 
 from __future__ import annotations
@@ -22,11 +22,11 @@ import torch
 from torch import Tensor, nn
 
 from rfr.config import to_dict
-from rfr.evaluation.batches import EvalBatch
-from rfr.evaluation.layout import prediction_relpath
-from rfr.image_io import ImageReadError, read_image
+from rfr.data.image_io import ImageReadError, read_image
+from rfr.evaluate.batches import EvalBatch
+from rfr.evaluate.layout import prediction_relpath
 from rfr.masks import format_bin
-from rfr.models import count_parameters
+from rfr.model.api import count_parameters
 from rfr.precision import Precision, precision_context
 
 
@@ -82,17 +82,17 @@ def measure_latency(model: nn.Module, masked: Tensor, mask: Tensor, precision: P
 
 
 def gmacs_of(model: nn.Module, size: int) -> dict[str, Any]:
-    """GMACs of one S x S forward via ``rfr.variants.count_gmacs``, or why not."""
+    """GMACs of one S x S forward via ``rfr.model.variants.count_gmacs``, or why not."""
     try:
-        from rfr.variants import count_gmacs  # type: ignore[attr-defined]
+        from rfr.model.variants import count_gmacs  # type: ignore[attr-defined]
     except ImportError as exc:
         return {"status": "unavailable",
-                "reason": f"rfr.variants.count_gmacs cannot be imported: {exc}"}
+                "reason": f"rfr.model.variants.count_gmacs cannot be imported: {exc}"}
     try:
         value = float(count_gmacs(model, size))
     except Exception as exc:  # a counting failure must not lose the evaluation
         return {"status": "unavailable",
-                "reason": f"rfr.variants.count_gmacs failed: {type(exc).__name__}: {exc}"}
+                "reason": f"rfr.model.variants.count_gmacs failed: {type(exc).__name__}: {exc}"}
     return {"value": value, "input": [1, 3, size, size]}
 
 
@@ -102,7 +102,7 @@ class CheckpointPredictor:
 
     def __init__(self, path: str | Path, device: str, precision: Precision, size: int,
                  latency_batches: int) -> None:
-        from rfr.checkpoint import open_checkpoint
+        from rfr.model.checkpoint import open_checkpoint
 
         loaded = open_checkpoint(path)
         self.device = str(torch.device(device))
@@ -151,7 +151,7 @@ def read_prediction(root: Path, bin_index: int, name: str, size: int) -> Tensor:
         raise PredictionError(
             f"prediction missing: {path} (for image {name!r} with a mask of bin "
             f"{format_bin(bin_index)}; expected <predictions>/bin<b>/<image name>.png, see "
-            f"rfr.evaluate)"
+            f"rfr.evaluate.api)"
         )
     try:
         image = read_image(path)
@@ -166,7 +166,7 @@ def read_prediction(root: Path, bin_index: int, name: str, size: int) -> Tensor:
 
 
 class FolderPredictor:
-    """Another method's outputs from a predictions folder (see ``rfr.evaluate``)."""
+    """Another method's outputs from a predictions folder (see ``rfr.evaluate.api``)."""
 
     model: nn.Module | None = None
     precision: str | None = None

@@ -2,7 +2,7 @@
 
 One pass over the (image, mask) pairs: the predictor gives the outputs of a batch, the
 composite is made once, and every scorer and writer is fed the same ``Prediction``.
-Then the scores are summarised and the summary files written (``rfr.evaluate`` lists
+Then the scores are summarised and the summary files written (``rfr.evaluate.api`` lists
 the outputs).
 """
 
@@ -15,11 +15,11 @@ from typing import Any
 
 import torch
 
-from rfr.aggregate import summarize, write_per_image_csv
 from rfr.config import ConfigError, to_dict
-from rfr.eval_config import EvalConfig
-from rfr.evaluation.batches import EvalData, Prediction
-from rfr.evaluation.layout import (
+from rfr.evaluate.aggregate import summarize, write_per_image_csv
+from rfr.evaluate.batches import EvalData, Prediction
+from rfr.evaluate.config import EvalConfig
+from rfr.evaluate.layout import (
     BINS_CSV,
     EVAL_FORMAT,
     METRICS_JSON,
@@ -27,24 +27,24 @@ from rfr.evaluation.layout import (
     PREDICTIONS_DIR,
     SUMMARY_JSON,
 )
-from rfr.evaluation.predictors import CheckpointPredictor, FolderPredictor, Predictor
-from rfr.evaluation.scorers import (
+from rfr.evaluate.metrics import load_inception, load_lpips
+from rfr.evaluate.predictors import CheckpointPredictor, FolderPredictor, Predictor
+from rfr.evaluate.scorers import (
     FIDScorer,
     ImageMetricScorer,
     RecurrenceTracer,
     write_recurrence_files,
 )
-from rfr.evaluation.summary_files import (
+from rfr.evaluate.summary_files import (
     write_bins_csv,
     write_metrics_json,
     write_summary_json,
 )
-from rfr.evaluation.writers import ExamplesWriter, PairsWriter, PredictionsWriter
-from rfr.metrics import load_inception, load_lpips
-from rfr.models import RFRNet, composite
+from rfr.evaluate.writers import ExamplesWriter, PairsWriter, PredictionsWriter
+from rfr.model.api import RFRNet, composite
 from rfr.precision import check_precision
 
-log = logging.getLogger("rfr.evaluate")
+log = logging.getLogger("rfr.evaluate.api")
 
 
 @dataclass(frozen=True)

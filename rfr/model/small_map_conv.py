@@ -29,7 +29,7 @@ pass of RFR-Net), not once per recurrence: autocast's own cache cannot be used b
 these layers pass the weight to their kernels detached or through their own autograd
 function.
 
-**Opt-in.** ``rfr.rfrnet`` builds torch's plain layers; ``use_small_map_gemm(model)``
+**Opt-in.** ``rfr.model.rfrnet`` builds torch's plain layers; ``use_small_map_gemm(model)``
 swaps the layers named in ``GEMM_LAYERS`` for these classes in place (same Parameter
 objects) and opens a ``cast_scope()`` around each forward pass of ``model``. The weight
 gradients then differ from oneDNN's in float summation order, so trained numbers change:

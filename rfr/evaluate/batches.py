@@ -22,8 +22,8 @@ from tqdm import tqdm
 
 from rfr.config import ConfigError
 from rfr.data import DatasetConfig, ImageDataset, build_dataset, iter_batches, make_loader
-from rfr.eval_config import EvalConfig
-from rfr.evaluation.layout import image_id
+from rfr.evaluate.config import EvalConfig
+from rfr.evaluate.layout import image_id
 from rfr.masks import (
     NVIDIA_BINS,
     MaskEntry,
@@ -34,7 +34,7 @@ from rfr.masks import (
     read_mask_bank,
 )
 
-log = logging.getLogger("rfr.evaluate")
+log = logging.getLogger("rfr.evaluate.api")
 
 
 @dataclass(frozen=True)
