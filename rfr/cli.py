@@ -96,14 +96,53 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_masks(args: argparse.Namespace) -> int:
-    from rfr.masks import MANIFEST_NAME, format_bin_summary, write_mask_bank
+    from rfr.masks import MANIFEST_NAME, format_bin_summary
+    from rfr.masks.source import BankSource, describe_source, write_masks
 
-    entries = write_mask_bank(args.out, args.per_bin, size=args.size, seed=args.seed)
+    source = masks_source_of(args)
+    if source is None:
+        source = BankSource(args.per_bin or 10, args.size or 256,
+                            0 if args.seed is None else args.seed)
+    entries = write_masks(source, args.out)
     for line in format_bin_summary(entries):
         print(line)
-    print(f"wrote {len(entries)} masks ({args.size}x{args.size}, seed {args.seed}, white = "
-          f"hole) and {args.out / MANIFEST_NAME}")
+    print(f"wrote {len(entries)} masks, {describe_source(source)}, and "
+          f"{args.out / MANIFEST_NAME}")
     return 0
+
+
+def masks_source_of(args: argparse.Namespace):  # -> rfr.masks.source.MaskSource | None
+    """The source ``rfr masks`` writes: the profile's ``masks:`` section (--params), the
+    NVIDIA folder (--nvidia), or None for the seeded bank of the flags. Flags that the
+    chosen mode does not read are an error, not silently ignored."""
+    from rfr.config import load_yaml
+    from rfr.masks.source import NvidiaSource, mask_source
+
+    if args.params is not None:
+        given = [flag for flag in ("nvidia", "hole", "per_bin", "size", "seed", "border")
+                 if getattr(args, flag) is not None]
+        if given:
+            raise ConfigError(f"with --params the profile's masks: section says everything; "
+                              f"drop --{', --'.join(f.replace('_', '-') for f in given)}")
+        params = load_yaml(args.params)
+        if not isinstance(params.get("masks"), dict):
+            raise ConfigError(f"{args.params}: no masks: section (give a profile written by "
+                              f"`rfr profile NAME`, e.g. params.yaml)")
+        try:
+            return mask_source(params["masks"])
+        except ConfigError as exc:
+            raise ConfigError(f"{args.params}: {exc}") from None
+    if args.nvidia is not None:
+        if args.hole is None:
+            raise ConfigError("--nvidia needs --hole white|black (the colour of the holes in "
+                              "the files; copies of the set differ)")
+        if args.seed is not None:
+            raise ConfigError("--seed is for the seeded bank, not --nvidia")
+        return NvidiaSource(str(args.nvidia), args.hole, size=args.size,
+                            per_bin=args.per_bin, border=args.border or "both")
+    if args.hole is not None or args.border is not None:
+        raise ConfigError("--hole and --border go with --nvidia FOLDER")
+    return None
 
 
 def positive_int(text: str) -> int:
@@ -125,6 +164,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from rfr.evaluate.api import EvalConfig
     from rfr.overrides import apply_overrides, with_overrides_named
 
+    if args.released is not None:
+        return _released_evaluation(args)
     if args.params is not None:
         return run_evaluation(_pipeline_eval_config(args), args.no_progress)
     data = load_yaml(args.config) if args.config is not None else {}
@@ -169,6 +210,39 @@ def _pipeline_eval_config(args: argparse.Namespace):  # -> rfr.evaluate.api.Eval
             raise ConfigError(f"with --params, give --{flag}")
     params, dataset, variant, seed = pipeline_run(args)
     return eval_config(params, dataset, variant, seed, args.checkpoint, args.masks, args.out)
+
+
+def _released_evaluation(args: argparse.Namespace) -> int:
+    """``--params P --released DATASET``: the authors' checkpoint ``released.DATASET`` of
+    the profile (strictly their format), scored as run DATASET-released-0; ``--record``
+    writes the run's training summary (which file, its SHA-256, not trained here)."""
+    from rfr.evaluate.released import write_released_record
+    from rfr.pipeline import load_params, released_eval_config
+
+    for flag in ("params", "masks", "out"):
+        if getattr(args, flag) is None:
+            raise ConfigError(f"with --released, give --{flag}")
+    params = load_params(args.params, overrides=args.set)
+    config = released_eval_config(params, args.released, args.masks, args.out)
+    code = run_evaluation(config, args.no_progress)
+    if args.record is not None:
+        print(f"wrote {write_released_record(args.record, config.checkpoint, config.run)}")
+    return code
+
+
+def cmd_export_testset(args: argparse.Namespace) -> int:
+    """The exact pairs `rfr evaluate` scores with the same flags, for an outside method."""
+    from rfr.data import DatasetConfig
+    from rfr.testset import export_testset
+
+    dataset = DatasetConfig(name=args.dataset, root=None if args.root is None else str(args.root),
+                            split=args.split or "test", size=args.size or 256)
+    result = export_testset(dataset, args.masks, args.out, limit=args.limit,
+                            batch_size=args.batch_size or 8, force=args.force)
+    print(f"wrote {result.n_pairs} pairs to {result.out_dir} ({result.manifest_csv.name}, "
+          f"{result.header_json.name}); score predictions with the score_command in "
+          f"{result.header_json}")
+    return 0
 
 
 def run_evaluation(config, no_progress: bool) -> int:  # config: rfr.evaluate.api.EvalConfig
@@ -304,12 +378,13 @@ def cmd_prepare(args: argparse.Namespace) -> int:
 
 
 def cmd_profile(args: argparse.Namespace) -> int:
-    from rfr.pipeline import parse_roots, profile_names, use_profile
+    from rfr.pipeline import parse_checkpoints, parse_roots, profile_names, use_profile
 
     if args.name is None:
         print("profiles: " + ", ".join(profile_names()))
         return 0
-    dest = use_profile(args.name, parse_roots(args.root), args.params, args.set)
+    dest = use_profile(args.name, parse_roots(args.root), args.params, args.set,
+                       parse_checkpoints(args.checkpoint))
     print(f"wrote {dest} from profiles/{args.name}.yaml; now run: dvc repro")
     return 0
 
@@ -410,13 +485,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_demo)
 
     p = verbs.add_parser(
-        "masks", help="write a seeded mask bank: N masks per NVIDIA hole-ratio bin + manifest"
+        "masks", help="write the test-mask bank: seeded masks per NVIDIA hole-ratio bin, or "
+                      "the NVIDIA test set from a folder; PNGs + manifest.csv"
     )
     p.add_argument("--out", type=Path, required=True, help="folder for the PNGs and manifest.csv")
-    p.add_argument("--per-bin", type=positive_int, default=10,
-                   help="masks per hole-ratio bin (default: 10)")
-    p.add_argument("--size", type=min_side_16, default=256, help="mask side in pixels")
-    p.add_argument("--seed", type=seed_32bit, default=0)
+    p.add_argument("--params", type=Path,
+                   help="write the source named by this profile's masks: section (dvc.yaml)")
+    p.add_argument("--nvidia", type=Path, metavar="FOLDER",
+                   help="the NVIDIA irregular mask test set (published layout) instead of "
+                        "seeded masks")
+    p.add_argument("--hole", choices=("white", "black"),
+                   help="with --nvidia: the colour of the holes in the files")
+    p.add_argument("--border", choices=("both", "with", "without"),
+                   help="with --nvidia: which half of each bin (default: both)")
+    p.add_argument("--per-bin", type=positive_int,
+                   help="masks per hole-ratio bin (default: 10); with --nvidia the first N "
+                        "of each border half (default: all)")
+    p.add_argument("--size", type=min_side_16,
+                   help="mask side in pixels (default: 256); with --nvidia the bank's side "
+                        "(default: the files' 512)")
+    p.add_argument("--seed", type=seed_32bit, help="seed of the seeded bank (default: 0)")
     p.set_defaults(func=cmd_masks)
     p = verbs.add_parser(
         "evaluate", help="score a checkpoint or a predictions folder per hole-ratio bin"
@@ -425,6 +513,10 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--checkpoint", type=Path, help="this suite's or the authors' checkpoint")
     source.add_argument("--predictions", type=Path,
                         help="folder of another method's outputs: bin<b>/<image name>.png")
+    source.add_argument("--released", metavar="DATASET",
+                        help="pipeline mode (--params): the profile's released.DATASET, the "
+                             "authors' checkpoint (their format only, loaded strictly), as "
+                             "run DATASET-released-0")
     p.add_argument("--config", type=Path,
                    help="YAML mapping onto rfr.evaluate.api.EvalConfig; flags override its keys")
     p.add_argument("--dataset", help="dataset name, e.g. celeba, demo-scenes (with --params: "
@@ -449,8 +541,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--variant", help="pipeline mode: the run's variant")
     p.add_argument("--run-seed", dest="run_seed", type=seed_32bit,
                    help="pipeline mode: the run's training seed")
+    p.add_argument("--record", type=Path,
+                   help="with --released: write the run's record (checkpoint, SHA-256, not "
+                        "trained here) to this summary.json")
     add_set_flag(p, "an EvalConfig key (-S limit=8 -S dataset.size=32)")
     p.set_defaults(func=cmd_evaluate)
+    p = verbs.add_parser(
+        "export-testset", help="write the exact image/mask pairs of an evaluation, with a "
+                               "manifest, for another method's predictions"
+    )
+    p.add_argument("--dataset", required=True, help="dataset name, e.g. celeba, paris")
+    p.add_argument("--root", type=Path, help="dataset folder")
+    p.add_argument("--split", help="dataset split (default: test)")
+    p.add_argument("--masks", type=Path, required=True, help="mask bank folder (rfr masks --out)")
+    p.add_argument("--out", type=Path, required=True, help="output folder (new or empty)")
+    p.add_argument("--size", type=min_side_16, help="image side S (default: 256)")
+    p.add_argument("--limit", type=positive_int, help="images per bin (default: all)")
+    p.add_argument("--batch-size", type=positive_int, help="images read at a time")
+    p.add_argument("--force", action="store_true",
+                   help="write into a non-empty --out (replaces an earlier export there)")
+    p.set_defaults(func=cmd_export_testset)
 
     p = verbs.add_parser(
         "train", help="train a model (two phases, checkpoints, resume, curves; torchrun-ready)"
@@ -478,10 +588,13 @@ def build_parser() -> argparse.ArgumentParser:
         "profile", help="switch the pipeline's profile: write params.yaml from profiles/NAME"
     )
     p.add_argument("name", nargs="?",
-                   help="demo, smoke, paper or rehearsal (none: list them)")
+                   help="demo, smoke, paper, rehearsal or released (none: list them)")
     p.add_argument("--root", action="append", default=[], metavar="DATASET=FOLDER",
                    help="a dataset's folder (paper and rehearsal profiles: celeba, paris, "
                         "places2)")
+    p.add_argument("--checkpoint", action="append", default=[], metavar="DATASET=FILE",
+                   help="an authors' released checkpoint to evaluate (released profile: "
+                        "celeba, paris); a missing file fails at once")
     p.add_argument("--params", type=Path, default=Path("params.yaml"),
                    help="file to write (default: params.yaml)")
     p.add_argument("-S", "--set", dest="set", action="append", default=[],

@@ -126,7 +126,7 @@ def profile_hint(parts: Sequence[str], text: str) -> Any:
                               f"known keys (fields of the models' configs): {known}")
         return config_hint(classes[0], rest, text, [section])
     if section == "masks" and rest:
-        hints = mask_bank_hints()
+        hints = mask_bank_hints(None)
         if rest[0] not in hints or len(rest) > 1:
             raise ConfigError(f"-S {text}: unknown key {'.'.join(rest)!r} for masks; "
                               f"known keys: {list(hints)}")

@@ -25,6 +25,12 @@ A profile (``profiles/<name>.yaml``; ``rfr profile NAME`` copies it to ``params.
     evaluate: {batch_size: 16, ...}                    # EvalConfig fields
     recurrence: {size: 256, per_bin: 8, seed: 0}       # hole shrinking of the architecture
     report:   {published: results/published.yaml, ...}
+    released: {}          # {dataset: the authors' .pth}: run <dataset>-released-0
+
+The ``released`` profile evaluates the authors' files and trains nothing
+(``compare.seeds: []``); ``rfr profile released --checkpoint celeba=FILE`` fills
+``released:`` (a missing file fails there), and dvc.yaml's ``evaluate-released`` stage
+runs ``released_eval_config`` per entry.
 
 The profile's schema, and every rule between its sections, is ``rfr.profile_schema``
 (``validate_params``); its ``train``, ``evaluate``, ``model`` and ``datasets`` entries are
@@ -128,6 +134,9 @@ class TrackedParams(Mapping[str, Any]):
             return TrackedParams(value, self._key(key) + ".", self.read)
         self.read.add(self._key(key))
         return value
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._data  # a membership test reads no value
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._data)
@@ -333,9 +342,37 @@ def recurrence_settings(params: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def report_params(params: Mapping[str, Any]) -> dict[str, Any]:
-    """The sections ``rfr report`` reads: ``compare``, ``ablation`` and ``report``."""
+    """The sections ``rfr report`` reads: ``compare``, ``ablation``, ``report`` and
+    ``released`` (which datasets have a released-checkpoint run)."""
     tracked = _tracked(params)
-    return {name: tracked[name].plain() for name in ("compare", "ablation", "report")}
+    found = {name: tracked[name].plain() for name in ("compare", "ablation", "report")}
+    found["released"] = tracked["released"].plain() if "released" in tracked else {}
+    return found
+
+
+RELEASED_VARIANT = "released"  # run <dataset>-released-0: the authors' checkpoint
+
+
+def released_eval_config(params: Mapping[str, Any], dataset: str, masks: str | Path,
+                         out_dir: str | Path) -> EvalConfig:
+    """Reads ``released.<dataset>``, ``datasets.<dataset>.data`` and ``evaluate``: the
+    evaluation of the authors' checkpoint as run ``<dataset>-released-0``. The file must
+    exist and be in the authors' format (``rfr.model.checkpoint.require_authors_format``;
+    the evaluation itself loads it strictly)."""
+    from rfr.model.checkpoint import require_authors_format
+
+    tracked = _tracked(params)
+    released = tracked["released"] if "released" in tracked else {}
+    if dataset not in released:
+        raise PipelineError(f"params: released has no checkpoint for {dataset!r} (it has "
+                            f"{sorted(released)}); give it with `rfr profile "
+                            f"{params.get('profile', 'released')} --checkpoint "
+                            f"{dataset}=FILE`")
+    checkpoint = released[dataset]
+    if not Path(checkpoint).is_file():
+        raise PipelineError(f"released.{dataset}: checkpoint not found: {checkpoint}")
+    require_authors_format(checkpoint)
+    return eval_config(tracked, dataset, RELEASED_VARIANT, 0, checkpoint, masks, out_dir)
 
 
 # --- prepare -------------------------------------------------------------------------------
@@ -459,25 +496,59 @@ def parse_roots(pairs: Sequence[str]) -> dict[str, str]:
     return roots
 
 
+def parse_checkpoints(pairs: Sequence[str]) -> dict[str, str]:
+    """``["celeba=/ckpt/celeba.pth", ...]`` -> {"celeba": "/ckpt/celeba.pth"}."""
+    found = {}
+    for pair in pairs:
+        name, sep, file = pair.partition("=")
+        if not sep or not name or not file:
+            raise PipelineError(f"--checkpoint takes DATASET=FILE, got {pair!r}")
+        found[name] = file
+    return found
+
+
+def check_released_files(params: Mapping[str, Any], source: str = PARAMS_FILE) -> None:
+    """Every checkpoint of ``released`` must be an existing file (named if not)."""
+    missing = [f"{dataset}: {path}" for dataset, path in (params.get("released") or {}).items()
+               if not Path(path).is_file()]
+    if missing:
+        raise PipelineError(f"{source}: released checkpoint(s) not found: "
+                            f"{'; '.join(missing)}")
+
+
 def use_profile(name: str, roots: Mapping[str, str] | None = None,
-                dest: str | Path = PARAMS_FILE, overrides: Sequence[str] = ()) -> Path:
-    """Write ``profiles/<name>.yaml`` to ``dest`` (params.yaml), with dataset roots filled
-    in and the ``-S key=value`` settings applied (then tracked, as params.yaml holds them),
-    after checking it: a missing root fails here, before any stage runs."""
+                dest: str | Path = PARAMS_FILE, overrides: Sequence[str] = (),
+                checkpoints: Mapping[str, str] | None = None) -> Path:
+    """Write ``profiles/<name>.yaml`` to ``dest`` (params.yaml), with dataset roots and
+    released checkpoints (``released:``) filled in and the ``-S key=value`` settings
+    applied (then tracked, as params.yaml holds them), after checking it: a missing root
+    or checkpoint file fails here, before any stage runs."""
     source = profile_path(name)
     text = source.read_text()
     raw = yaml.safe_load(text)
     params = resolve_derived(raw, str(source))
     derived = DERIVED_FROM in raw
     roots = dict(roots or {})
-    unknown = sorted(set(roots) - set(params["datasets"]))
-    if unknown:
-        raise PipelineError(f"--root for {unknown}: profile {name!r} has the datasets "
-                            f"{sorted(params['datasets'])}")
+    checkpoints = dict(checkpoints or {})
+    for flag, given in (("--root", roots), ("--checkpoint", checkpoints)):
+        unknown = sorted(set(given) - set(params["datasets"]))
+        if unknown:
+            raise PipelineError(f"{flag} for {unknown}: profile {name!r} has the datasets "
+                                f"{sorted(params['datasets'])}")
+    missing = [f"{key}={path}" for key, path in checkpoints.items() if not Path(path).is_file()]
+    if missing:
+        raise PipelineError(f"--checkpoint: file not found: {', '.join(missing)}")
     params = apply_profile_overrides(params, overrides)
-    if roots or derived or overrides:
+    if not params["compare"]["seeds"] and not (checkpoints or params.get("released")):
+        raise PipelineError(f"profile {name!r} trains nothing and evaluates the released "
+                            f"checkpoints: give each with --checkpoint DATASET=FILE")
+    if roots or derived or overrides or checkpoints:
         for key, folder in roots.items():
             params["datasets"][key]["data"]["root"] = str(Path(folder).expanduser())
+        if checkpoints:
+            params["released"] = {**(params.get("released") or {}),
+                                  **{key: str(Path(file).expanduser().resolve())
+                                     for key, file in checkpoints.items()}}
         header = "".join(line + "\n" for line in text.splitlines()
                          if line.startswith("#"))
         text = header + yaml.safe_dump(params, sort_keys=False)
@@ -485,6 +556,7 @@ def use_profile(name: str, roots: Mapping[str, str] | None = None,
         validate_params(params, str(source))
     except ConfigError as exc:
         raise with_overrides_named(exc, overrides) from None
+    check_released_files(params, str(source))
     return write_text_atomic(dest, text)
 
 
@@ -504,6 +576,9 @@ __all__ = [
     "read_profile",
     "resolve_derived",
     "report_params",
+    "check_released_files",
+    "parse_checkpoints",
+    "released_eval_config",
     "reset_stale_run",
     "run_name",
     "runs",

@@ -14,7 +14,8 @@ own dataclass, the very schema ``rfr train --config`` and ``rfr evaluate --confi
 - ``datasets.<name>.data``: DatasetConfig fields but ``split`` (chosen by the stage);
   ``datasets.<name>.schedule``: ``steps`` and ``finetune_steps`` (TrainConfig fields);
 - ``model``: fields of the configs of the models the profile's variants use;
-- ``masks``: the arguments of ``rfr.masks.write_mask_bank`` but out_dir;
+- ``masks``: a mask source (``rfr.masks.source``): the arguments of
+  ``rfr.masks.write_mask_bank`` but out_dir, or ``source: nvidia`` and NvidiaSource's keys;
 - ``report``: ``ReportSection`` (checked in full by ``rfr report``).
 
 So a field is declared once, in its dataclass, and ``SECTION_CONFIGS`` says which
@@ -136,6 +137,9 @@ class Profile:
     recurrence: dict[str, Any]
     report: ReportSection | None
     runtime: dict[str, Any] | None = None
+    # The authors' released checkpoints to evaluate: {dataset: .pth file} (their format,
+    # loaded strictly; dvc.yaml's evaluate-released stage). Empty: none.
+    released: dict[str, str] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
         """The rules between sections, in the order a reader fixes them.
@@ -153,8 +157,11 @@ class Profile:
            TrainConfig/EvalConfig settings (ranges, and rules such as batch_size divisible
            by gpus, are the dataclasses' own).
         6. ``model`` fits the config of every model the variants of the profile use.
-        7. ``masks`` is exactly the arguments of ``rfr masks``; ``recurrence`` is exactly
+        7. ``masks`` is a mask source (``rfr.masks.source``); ``recurrence`` is exactly
            size, per_bin and seed, integers.
+        8. ``released`` maps compared datasets to checkpoint paths. An evaluation-only
+           profile (``compare.seeds: []``, so nothing is trained) has no ablation runs
+           either (``ablation.variants`` and ``ablation.seeds`` empty).
         """
         from rfr.model.variants import load_variants
 
@@ -173,6 +180,16 @@ class Profile:
         self._check_model(models)
         self._check_masks()
         check_recurrence(self.recurrence)
+        self._check_released()
+
+    def _check_released(self) -> None:
+        for dataset, path in self.released.items():
+            if dataset not in self.compare.datasets:
+                raise PipelineError(f"released: {dataset!r} is not one of compare.datasets "
+                                    f"{self.compare.datasets} (its test split is prepared "
+                                    f"there)")
+            if not path:
+                raise PipelineError(f"released.{dataset}: give the checkpoint file")
 
     def _check_datasets(self) -> None:
         if not self.datasets:
@@ -188,12 +205,20 @@ class Profile:
 
     def _check_matrix(self, known_variants: Mapping[str, Any]) -> None:
         compare, ablation = self.compare, self.ablation
+        trains = bool(compare.seeds)
+        if not trains and (ablation.variants or ablation.seeds):
+            raise PipelineError("compare.seeds is empty (an evaluation-only profile: nothing "
+                                "is trained), so ablation.variants and ablation.seeds must "
+                                "be empty too")
         for section, value in (("compare", compare), ("ablation", ablation)):
-            for variant in _names(value.variants, f"{section}.variants"):
+            may_be_empty = section == "ablation" and not trains
+            for variant in _names(value.variants, f"{section}.variants", may_be_empty):
                 if variant not in known_variants:
                     raise PipelineError(f"{section}.variants: unknown variant {variant!r}; "
                                         f"known: {sorted(known_variants)}")
-            for seed in _names(value.seeds, f"{section}.seeds"):
+            # No seeds: an evaluation-only profile (released checkpoints), nothing trained.
+            for seed in _names(value.seeds, f"{section}.seeds",
+                               may_be_empty or section == "compare"):
                 if seed < 0:
                     raise PipelineError(f"{section}.seeds must be integers >= 0, "
                                         f"got {seed!r}")
@@ -250,16 +275,13 @@ class Profile:
                       path="model")
 
     def _check_masks(self) -> None:
-        """The arguments of ``rfr masks`` (dvc.yaml interpolates each): exactly those
-        keys, each of its parameter's type, so a bad value fails at load."""
-        from rfr.config import check_type
+        """The mask source (``rfr masks --params`` writes it): the seeded bank, exactly
+        per_bin, size and seed (``source: bank`` or no ``source``), or ``source: nvidia``
+        with the NVIDIA test set's keys (``rfr.masks.source``), each of its type, so a bad
+        value fails at load."""
+        from rfr.masks.source import mask_source
 
-        hints = mask_bank_hints()
-        if set(self.masks) != set(hints):
-            raise PipelineError(f"masks must have exactly the keys {list(hints)}, "
-                                f"got {sorted(self.masks)!r}")
-        for name, hint in hints.items():
-            check_type(self.masks[name], hint, f"masks.{name}")
+        mask_source(self.masks)
 
 
 def model_config_classes(models: Sequence[str]) -> list[type]:
@@ -269,16 +291,18 @@ def model_config_classes(models: Sequence[str]) -> list[type]:
     return [config_classes()[name] for name in models]
 
 
-def mask_bank_hints() -> dict[str, Any]:
-    """{parameter: type hint} of ``rfr.masks.write_mask_bank`` but its out_dir."""
-    import inspect
-    from typing import get_type_hints
+def mask_bank_hints(source: str | None = "bank") -> dict[str, Any]:
+    """{key: type hint} of the ``masks:`` keys of one source (``bank``: the arguments of
+    ``rfr.masks.write_mask_bank`` but out_dir; ``nvidia``: ``NvidiaSource``'s fields), or
+    of every source with ``source`` itself when ``source`` is None (for ``-S``)."""
+    from rfr.masks.source import MASK_SOURCES, SOURCE_KEY, source_hints
 
-    from rfr.masks import write_mask_bank
-
-    hints = get_type_hints(write_mask_bank)
-    return {name: hints[name] for name in inspect.signature(write_mask_bank).parameters
-            if name != "out_dir"}
+    if source is not None:
+        return source_hints(source)
+    hints: dict[str, Any] = {SOURCE_KEY: str}
+    for name in MASK_SOURCES:
+        hints.update(source_hints(name))
+    return hints
 
 
 def check_recurrence(settings: Mapping[str, Any], source: str = "") -> None:
@@ -301,8 +325,8 @@ def refuse_run_keys(settings: Mapping[str, Any], section: str, run_keys: Sequenc
                             f"variant and seed, the paths)")
 
 
-def _names(value: list, what: str) -> list:
-    if not value:
+def _names(value: list, what: str, allow_empty: bool = False) -> list:
+    if not value and not allow_empty:
         raise PipelineError(f"{what} must be a non-empty list, got {value!r}")
     if len(set(map(str, value))) != len(value):
         raise PipelineError(f"{what} has duplicates: {value!r}")

@@ -618,7 +618,7 @@ class OnlyReportKeys(Mapping[str, Any]):
         self.read: list[str] = []
 
     def __getitem__(self, key: str) -> Any:
-        if key not in ("compare", "ablation", "report"):
+        if key not in ("compare", "ablation", "report", "released"):
             raise AssertionError(f"the report read params[{key!r}]")
         self.read.append(key)
         return self._data[key]
@@ -631,8 +631,8 @@ class OnlyReportKeys(Mapping[str, Any]):
 
 
 @pytest.mark.slow
-def test_report_reads_only_compare_ablation_and_report(built: tuple[Path, Path],
-                                                       tmp_path: Path) -> None:
+def test_report_reads_only_compare_ablation_report_and_released(
+        built: tuple[Path, Path], tmp_path: Path) -> None:
     root, results = built
     copy = tmp_path / "results"
     shutil.copytree(results / "metrics", copy / "metrics")
@@ -640,7 +640,8 @@ def test_report_reads_only_compare_ablation_and_report(built: tuple[Path, Path],
     params = OnlyReportKeys(make_params(root))
     written = write_report(params, copy)
     assert written.tables and written.figures
-    assert set(params.read) == {"compare", "ablation", "report"}
+    # released: which datasets have a released-checkpoint run (none here)
+    assert set(params.read) == {"compare", "ablation", "report", "released"}
     # nothing else in the results folder is written (plots: dvc.yaml's top-level plots)
     assert sorted(p.name for p in copy.iterdir()) == ["figures", "metrics", "plots", "tables",
                                                        "train"]

@@ -32,6 +32,7 @@ def test_runtime_fields_are_training_fields_that_resume_ignores():
 def test_no_stage_declares_the_runtime_section_or_a_runtime_key():
     stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
     for name, stage in stages.items():
+        stage = stage.get("do", stage)  # a foreach stage's body
         for param in stage.get("params", []):
             assert param.split(".")[0] != RUNTIME_SECTION, name
             assert param.split(".")[-1] not in RUNTIME_FIELDS, f"{name} declares {param}"

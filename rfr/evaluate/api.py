@@ -47,7 +47,9 @@ the folder dataset, e.g. ``sub/img``; ``coffee#00`` for the demo scenes) with it
 extension (if any) replaced by ``.png``. Each file is an S x S RGB image (S = the dataset
 config's size, i.e. the test transform's centre crop resized to S): the method's output
 or its composite (only the hole pixels are used; known pixels are taken from the ground
-truth). A missing, unreadable or mis-sized file is an error that names it.
+truth). A missing, unreadable or mis-sized file is an error that names it, and so
+is a ``bin<b>/`` PNG that no scored pair reads (a folder written for other pairs).
+``rfr export-testset`` (``rfr.testset``) writes the pairs themselves under these names.
 """
 
 from __future__ import annotations

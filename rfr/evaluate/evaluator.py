@@ -101,6 +101,8 @@ def evaluate(config: EvalConfig, progress: bool = True) -> EvalResult:
         prediction = Prediction(batch, output, filled)
         for step in steps:
             step.add(prediction)
+    if isinstance(predictor, FolderPredictor):
+        predictor.check_no_extra()
     if not metrics.table.rows:
         raise ConfigError(f"nothing was evaluated: no images of {data.dataset!r} were paired "
                           f"with masks of {config.masks}")

@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 import statistics
 import time
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Protocol
 
 import torch
@@ -177,6 +177,7 @@ class FolderPredictor:
         if not self.root.is_dir():
             raise PredictionError(f"predictions folder not found: {self.root}")
         self.size = size
+        self.read: set[PurePosixPath] = set()  # relative paths of the predictions used
         reason = "a predictions folder has no model"
         self.source: dict[str, Any] = {
             "kind": "predictions", "path": str(self.root),
@@ -184,8 +185,22 @@ class FolderPredictor:
             "gmacs": {"status": "unavailable", "reason": reason}}
 
     def predict(self, batch: EvalBatch) -> Tensor:
+        self.read.update(prediction_relpath(batch.bin_index, name) for name in batch.names)
         return torch.stack([read_prediction(self.root, batch.bin_index, name, self.size)
                             for name in batch.names])
+
+    def check_no_extra(self) -> None:
+        """After the pass: a ``bin<b>/*.png`` that no scored pair read is an error naming
+        it, since it means the folder was written for other pairs (another test set,
+        limit or mask bank) than the ones just scored."""
+        extra = sorted(path for path in self.root.glob("bin*/**/*.png")
+                       if PurePosixPath(path.relative_to(self.root).as_posix()) not in self.read)
+        if extra:
+            more = f" and {len(extra) - 1} more" if len(extra) > 1 else ""
+            raise PredictionError(
+                f"prediction {extra[0]}{more} matches no scored pair: the predictions folder "
+                f"{self.root} was written for other pairs (dataset, --limit or mask bank) "
+                f"than this evaluation's; score it with the flags it was written for")
 
     def latency(self) -> dict[str, Any]:
         return {"status": "unavailable", "reason": "a predictions folder has no model to time"}

@@ -35,6 +35,7 @@ from rfr.launch.plan import (
     LaunchError,
     Plan,
     check_stage_groups,
+    foreach_entries,
     format_plan,
     make_plan,
     matrix_entries,
@@ -75,7 +76,10 @@ def plan_every_run(params: dict[str, Any], stages: Mapping[str, Any]) -> Plan:
         jobs.append(replace(job, steps=steps) if job.trains else job)
     jobs.sort(key=lambda job: (-job.steps, job.run))
     first = min(order.index(group) for group in PER_RUN_GROUPS)
-    others = [name for name in order if name not in PER_RUN_GROUPS]
+    # A foreach stage over an empty value (released: {}) is no stage of DVC's: left out.
+    others = [name for name in order if name not in PER_RUN_GROUPS
+              and not (isinstance(stages[name], Mapping) and "foreach" in stages[name]
+                       and not foreach_entries(stages, name, params))]
     return Plan(tuple(n for n in others if order.index(n) < first), tuple(jobs),
                 tuple(n for n in others if order.index(n) > first))
 

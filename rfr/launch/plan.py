@@ -172,6 +172,20 @@ def matrix_entries(stages: Mapping[str, Any], group: str,
             for entry in itertools.product(*axes)]
 
 
+def foreach_entries(stages: Mapping[str, Any], group: str,
+                    params: Mapping[str, Any]) -> list[str]:
+    """The names DVC gives the entries of the foreach stage ``group`` under ``params``
+    (``group@<key>`` over a mapping, ``group@<index>`` over a list): none when the
+    profile's value is empty (``released: {}``), and DVC then has no such stage."""
+    values = _interpolate(stages[group]["foreach"], params, f"dvc.yaml stage {group}, foreach")
+    if isinstance(values, Mapping):
+        return [f"{group}@{key}" for key in values]
+    if not isinstance(values, list):
+        raise LaunchError(f"dvc.yaml stage {group}: foreach is not a list or mapping: "
+                          f"{values!r}")
+    return [f"{group}@{index}" for index in range(len(values))]
+
+
 def split_stage(name: str) -> tuple[str, str] | None:
     """(group, run) of a per-run matrix stage, None for any other stage."""
     group, sep, run = name.partition("@")

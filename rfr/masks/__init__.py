@@ -1,6 +1,7 @@
 """Masks: seeded free-form masks (``generate``), the NVIDIA hole-ratio bins and the pairing
 of masks with test images (``bins``), mask banks on disk (``bank``), and the NVIDIA
-irregular mask test set (``nvidia``).
+irregular mask test set in its published layout (``nvidia``), and the choice between the
+seeded bank and that set as configuration (``source``).
 
 Every model must be scored on exactly the same holes, and results are reported per
 hole-ratio bin: masks are generated once from a seed, stored as PNG files with a
@@ -53,26 +54,57 @@ from rfr.masks.generate import (
     to_known_mask,
 )
 from rfr.masks.nvidia import (
+    BORDER_CHOICES,
+    DEFAULT_RATIO_TOLERANCE,
+    NVIDIA_FILE_SIZE,
+    NVIDIA_TEST_LAYOUT,
+    SOURCE_NAME,
     BinnedMasks,
+    NvidiaLayout,
+    NvidiaMask,
+    NvidiaTestSet,
     load_nvidia_masks,
+    load_nvidia_test_set,
+    select_indices,
+    write_nvidia_bank,
+)
+from rfr.masks.source import (
+    MASK_SOURCES,
+    BankSource,
+    MaskSource,
+    NvidiaSource,
+    mask_source,
+    write_masks,
 )
 
 __all__ = [
     "BANK_FILE_PATTERN",
     "BANK_STREAM",
+    "BORDER_CHOICES",
+    "BankSource",
     "BinnedMasks",
+    "DEFAULT_RATIO_TOLERANCE",
     "MANIFEST_COLUMNS",
     "MANIFEST_NAME",
     "MASK_KINDS",
+    "MASK_SOURCES",
     "MAX_BANK_ATTEMPTS",
     "MAX_SEED",
     "MAX_SEGMENTS_PER_ATTEMPT",
     "MIN_BANK_SIZE",
     "MaskBankError",
     "MaskEntry",
+    "MaskSource",
     "NVIDIA_BINS",
+    "NVIDIA_FILE_SIZE",
+    "NVIDIA_TEST_LAYOUT",
+    "NvidiaLayout",
+    "NvidiaMask",
+    "NvidiaSource",
+    "NvidiaTestSet",
     "RATIO_DECIMALS",
     "RATIO_TOLERANCE",
+    "SOURCE_NAME",
     "bank_file_name",
     "bank_mask",
     "bank_rng",
@@ -90,11 +122,16 @@ __all__ = [
     "load_entry_mask",
     "load_mask_file",
     "load_nvidia_masks",
+    "load_nvidia_test_set",
     "mask_rng",
+    "mask_source",
     "pair_images_with_masks",
     "read_mask_bank",
+    "select_indices",
     "stroke_mask",
     "stroke_segments",
     "to_known_mask",
     "write_mask_bank",
+    "write_masks",
+    "write_nvidia_bank",
 ]

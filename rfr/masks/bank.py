@@ -168,13 +168,30 @@ def write_mask_bank(out_dir: str | Path, per_bin: int, size: int = 256,
         if BANK_FILE_PATTERN.fullmatch(stale.name) and stale.name not in names:
             stale.unlink()
 
+    write_manifest(manifest, rows)
+    log.debug("wrote %d masks (%d per bin, %dx%d, seed %d) and %s",
+             len(entries), per_bin, size, size, seed, manifest)
+    return entries
+
+
+def write_manifest(manifest: Path, rows: list[tuple[str, str, str, str]]) -> None:
+    """Write a bank's ``manifest.csv`` (MANIFEST_COLUMNS, then ``rows``) atomically; shared
+    by every bank writer, so a bank of any source is read by :func:`read_mask_bank`."""
     with atomic_open(manifest, "w", newline="") as handle:
         writer = csv.writer(handle, lineterminator="\n")
         writer.writerow(MANIFEST_COLUMNS)
         writer.writerows(rows)
-    log.debug("wrote %d masks (%d per bin, %dx%d, seed %d) and %s",
-             len(entries), per_bin, size, size, seed, manifest)
-    return entries
+
+
+def manifest_row(name: str, ratio: float, bin_index: int) -> tuple[str, str, str, str]:
+    """One manifest row: file name, ratio to RATIO_DECIMALS, the bin's bounds."""
+    low, high = NVIDIA_BINS[bin_index]
+    return (name, f"{ratio:.{RATIO_DECIMALS}f}", f"{low:g}", f"{high:g}")
+
+
+def rounded_ratio(ratio: float) -> float:
+    """``ratio`` as the manifest stores it (RATIO_DECIMALS decimals)."""
+    return _rounded(ratio)
 
 
 def _bin_from_bounds(low: float, high: float) -> int | None:

@@ -129,6 +129,27 @@ def open_checkpoint(path: str | Path) -> LoadedCheckpoint:
     )
 
 
+def require_authors_format(path: str | Path) -> LoadedCheckpoint:
+    """The model of an authors' released file, refusing any other format.
+
+    ``open_checkpoint`` takes either format; a released-checkpoint evaluation must not
+    score one of this suite's files by mistake (it would be labelled "released"). The
+    weights load strictly (``load_state_dict_strict``): a missing, unexpected or
+    mis-shaped key fails, naming it."""
+    path = Path(path)
+    payload = read_checkpoint(path)
+    if payload.get("format") == FORMAT_NAME:
+        raise CheckpointError(
+            f"{path}: is this suite's checkpoint format ('format': '{FORMAT_NAME}'), not the "
+            f"authors' released one ({{'{AUTHORS_KEY}': state_dict, ...}}); a released "
+            f"evaluation takes only the authors' files")
+    if AUTHORS_KEY not in payload:
+        raise CheckpointError(
+            f"{path}: not the authors' checkpoint format: no '{AUTHORS_KEY}' state dict "
+            f"(found keys {preview(sorted(str(k) for k in payload))})")
+    return open_checkpoint(path)
+
+
 def _load_suite_format(path: Path, payload: dict[str, Any]) -> nn.Module:
     version = payload.get("format_version")
     if version != FORMAT_VERSION:

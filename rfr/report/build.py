@@ -31,7 +31,7 @@ from rfr.report.errors import ReportError
 from rfr.report.grid import ExampleTiles, read_example_tiles
 from rfr.report.inputs import REPRO_HINT, RunData, RunKey, load_runs, read_curve, read_json
 from rfr.report.methods import bin_labels, methods_table, random_vgg_warning
-from rfr.report.plot_data import PLOTS_DIR, plot_data, write_plot_data
+from rfr.report.plot_data import PLOTS_DIR, PlotData, plot_data, write_plot_data
 from rfr.report.published import Published, load_published
 from rfr.report.reach import reach_table
 from rfr.report.settings import FULL_MODEL, ReportSettings, parse_settings
@@ -45,6 +45,9 @@ TABLES_DIR = "tables"
 FIGURES_DIR = "figures"
 ARCHITECTURE_RECURRENCE_DIR = "recurrence"  # written by `rfr recurrence` (a pipeline stage)
 CURVE_METRICS = ("psnr", "ssim", "l1")
+# The variant of a released-checkpoint run <dataset>-released-0 (rfr.pipeline's
+# RELEASED_VARIANT; tests/test_released.py checks they agree).
+RELEASED_VARIANT = "released"
 
 
 @dataclass(frozen=True)
@@ -241,6 +244,8 @@ def write_report(params: Mapping[str, Any], results_dir: str | Path) -> ReportRe
         raise ReportError(f"ablation variants: {exc}") from exc
     studies, warnings = derive_studies(settings.ablation_variants, variants)
     runs = load_runs(results_dir, plan_runs(settings))
+    released_runs = load_runs(results_dir, [RunKey(d, RELEASED_VARIANT, 0)
+                                            for d in settings.released_datasets])
     warnings += _id_warnings(runs) + _published_warnings(published, settings)
     vgg = random_vgg_warning(list(runs.values()))
     warnings = vgg + warnings
@@ -253,9 +258,16 @@ def write_report(params: Mapping[str, Any], results_dir: str | Path) -> ReportRe
         for d in settings.compare_datasets for v in settings.compare_variants}
     for dataset in settings.compare_datasets:
         by_method = {v: compare[(dataset, v)] for v in settings.compare_variants}
+        released = {FULL_MODEL: [run for key, run in released_runs.items()
+                                 if key.dataset == dataset]}
         tables.append(methods_table(dataset, settings.compare_variants, by_method, summarizer,
-                                    published))
-        jobs.append(_hole_figure(dataset, settings.compare_variants, by_method, summarizer))
+                                    published, released))
+        if settings.trains:
+            jobs.append(_hole_figure(dataset, settings.compare_variants, by_method,
+                                     summarizer))
+    if not settings.trains:  # evaluation only: the released runs' methods tables
+        return _write_outputs(results_dir, tables, jobs, plot_data(released_runs.values()),
+                              warnings)
 
     ablation_dataset = settings.ablation_dataset
     ablation: dict[str, list[RunData]] = {}
@@ -308,8 +320,14 @@ def write_report(params: Mapping[str, Any], results_dir: str | Path) -> ReportRe
     curve_runs = ablation or ({FULL_MODEL: compare[(ablation_dataset, FULL_MODEL)]}
                               if FULL_MODEL in settings.compare_variants else {})
     jobs.append(_training_figure(ablation_dataset, curve_runs, warnings))
-    plots = plot_data(runs.values())
+    plots = plot_data([*runs.values(), *released_runs.values()])
+    return _write_outputs(results_dir, tables, jobs, plots, warnings)
 
+
+def _write_outputs(results_dir: Path, tables: Sequence[Table],
+                   jobs: Sequence[FigureJob | None], plots: Sequence[PlotData],
+                   warnings: Sequence[str]) -> ReportResult:
+    """Replace R/tables, R/figures and R/plots with the report's outputs."""
     tables_dir = _fresh_dir(results_dir / TABLES_DIR)
     figures_dir = _fresh_dir(results_dir / FIGURES_DIR)
     table_paths = [path for table in tables for path in write_table(table, tables_dir)]

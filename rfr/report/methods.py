@@ -3,6 +3,11 @@
 Each cell is the mean with its 95% CI over seeds and images; next to each method a
 ``published`` column holds only numbers cited in published.yaml. The best method of each
 row is bold. Rows are per bin and, last, pooled over all bins ("all").
+
+With released-checkpoint runs (``<dataset>-released-0``, the authors' file), the full
+model has up to three column groups: "released checkpoint" (that run), "trained here"
+(the profile's trained runs, when it has any) and "published". Without them the table
+is the one above, unchanged.
 """
 
 from __future__ import annotations
@@ -70,15 +75,42 @@ def csv_summary(summary: Summary) -> list[str]:
     return [number(summary.mean), number(low), number(high)]
 
 
+RELEASED = "released checkpoint"
+TRAINED = "trained here"
+
+
+def column_groups(methods: Sequence[str], runs: Mapping[str, Sequence[RunData]],
+                  released: Mapping[str, Sequence[RunData]]
+                  ) -> list[tuple[str, list[tuple[str, Sequence[RunData]]]]]:
+    """[(method, [(column label, its runs), ...])]: a method's released run first, then
+    its trained runs; the plain method name labels the trained runs when the table has
+    no released run at all (the table of a profile without one is unchanged)."""
+    any_released = any(released.get(m) for m in methods)
+    groups = []
+    for method in methods:
+        columns: list[tuple[str, Sequence[RunData]]] = []
+        if released.get(method):
+            columns.append((f"{method} ({RELEASED})", released[method]))
+        if runs.get(method):
+            columns.append((f"{method} ({TRAINED})" if any_released else method, runs[method]))
+        groups.append((method, columns))
+    return groups
+
+
 def methods_table(dataset: str, methods: Sequence[str],
                   runs: Mapping[str, Sequence[RunData]], summarizer: Summarizer,
-                  published: Published) -> Table:
-    """The ``methods_<dataset>`` table from each method's runs (one per seed)."""
-    all_runs = [run for method in methods for run in runs[method]]
+                  published: Published,
+                  released: Mapping[str, Sequence[RunData]] | None = None) -> Table:
+    """The ``methods_<dataset>`` table from each method's runs (one per seed) and, in
+    ``released``, a method's released-checkpoint run (the full model only)."""
+    released = released or {}
+    groups = column_groups(methods, runs, released)
+    all_runs = [run for _, columns in groups for _, column_runs in columns
+                for run in column_runs]
     notes = Footnotes()
     header = ["Metric", "Hole ratio"]
-    for method in methods:
-        header += [method, f"{method} (published)"]
+    for method, columns in groups:
+        header += [label for label, _ in columns] + [f"{method} (published)"]
     rows: list[list[Cell]] = []
     csv_rows: list[list[str]] = []
     rule_before: set[int] = set()
@@ -87,26 +119,34 @@ def methods_table(dataset: str, methods: Sequence[str],
         rule_before.add(len(rows))
         for level in levels:
             label = ALL_BINS if level is None else level
-            summaries = [summarizer.summary(runs[m], metric, level) for m in methods]
+            columns = [(method, column, column_runs) for method, cols in groups
+                       for column, column_runs in cols]
+            summaries = [summarizer.summary(column_runs, metric, level)
+                         for _, _, column_runs in columns]
             best = best_indexes(metric, [s.mean if s.ok else None for s in summaries])
             row = [Cell(metric_title(metric)), Cell(label)]
-            for index, (method, summary) in enumerate(zip(methods, summaries, strict=True)):
+            index = 0
+            for method, cols in groups:
                 entry = published.get(method, dataset, label, metric)
                 cited = ""
                 if entry is not None:
                     citation = entry.citation + (f" ({entry.note})" if entry.note else "")
                     cited = f"{fmt_metric(metric, entry.value)} [{notes.mark(citation)}]"
-                row += [Cell(summary_cell(metric, summary, notes), index in best), Cell(cited)]
-                note = ["best"] if index in best else []
-                note += [r for r in (summary.reason, summary.note) if r]
-                if any(run.vgg_random for run in runs[method]):
-                    note.append(RANDOM_VGG_WARNING)
-                if entry is not None and entry.note:
-                    note.append(f"published: {entry.note}")
-                csv_rows.append([dataset, label, metric, method, *csv_summary(summary),
-                                 str(summary.n_seeds), str(summary.n_images),
-                                 number(entry.value) if entry else "",
-                                 entry.citation if entry else "", "; ".join(note)])
+                for column, column_runs in cols:
+                    summary = summaries[index]
+                    row.append(Cell(summary_cell(metric, summary, notes), index in best))
+                    note = ["best"] if index in best else []
+                    note += [r for r in (summary.reason, summary.note) if r]
+                    if any(run.vgg_random for run in column_runs):
+                        note.append(RANDOM_VGG_WARNING)
+                    if entry is not None and entry.note:
+                        note.append(f"published: {entry.note}")
+                    csv_rows.append([dataset, label, metric, column, *csv_summary(summary),
+                                     str(summary.n_seeds), str(summary.n_images),
+                                     number(entry.value) if entry else "",
+                                     entry.citation if entry else "", "; ".join(note)])
+                    index += 1
+                row.append(Cell(cited))
             rows.append(row)
     return Table(
         name=f"methods_{dataset}",
@@ -120,9 +160,13 @@ def methods_table(dataset: str, methods: Sequence[str],
             f"Best method per row in bold. L1 in % of the intensity range.",
             f"Published columns hold only numbers cited in {published.path}; empty = none "
             f"cited.",
+            *([f"{RELEASED.capitalize()}: the authors' released file, evaluated here on the "
+               f"same test pairs (train/<dataset>-released-0/summary.json names it and its "
+               f"SHA-256); {TRAINED}: this suite's runs of the profile."]
+              if any(released.get(m) for m in methods) else []),
             *notes.lines()],
         rule_before=rule_before)
 
 
-__all__ = ["CSV_HEADER", "bin_labels", "methods_table", "metric_names", "random_vgg_warning",
-           "summary_cell"]
+__all__ = ["CSV_HEADER", "RELEASED", "TRAINED", "bin_labels", "column_groups",
+           "methods_table", "metric_names", "random_vgg_warning", "summary_cell"]

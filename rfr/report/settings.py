@@ -37,6 +37,13 @@ class ReportSettings:
     resamples: int
     seed: int
     qualitative_bins: tuple[int, ...]
+    # Datasets with a released-checkpoint run <dataset>-released-0 (params' released:).
+    released_datasets: tuple[str, ...] = ()
+
+    @property
+    def trains(self) -> bool:
+        """False for an evaluation-only profile (released checkpoints, no trained runs)."""
+        return bool(self.compare_seeds)
 
     @property
     def ablation_only_variants(self) -> tuple[str, ...]:
@@ -89,17 +96,23 @@ def _int(value: Any, where: str, minimum: int) -> int:
 
 
 def parse_settings(params: Mapping[str, Any]) -> ReportSettings:
-    """Validate the three sections; a wrong shape is a ReportError naming the key."""
+    """Validate the sections; a wrong shape is a ReportError naming the key."""
     compare = _section(params, "compare", required=True)
     ablation = _section(params, "ablation", required=True)
     report = _section(params, "report", required=False)
+    released = tuple(_section(params, "released", required=False))
 
     datasets = _strings(compare, "compare", "datasets")
     variants = _strings(compare, "compare", "variants")
     seeds = _ints(compare.get("seeds"), "compare.seeds")
-    if not datasets or not variants or not seeds:
+    if not datasets or not variants or not (seeds or released):
         raise ReportError("params: compare.datasets, compare.variants and compare.seeds must "
-                          "each list at least one entry")
+                          "each list at least one entry (compare.seeds may be empty only "
+                          "when released: names checkpoints to evaluate)")
+    unknown = sorted(set(released) - set(datasets))
+    if unknown:
+        raise ReportError(f"params: released names {unknown}, which are not in "
+                          f"compare.datasets {list(datasets)}")
     ablation_dataset = ablation.get("dataset")
     if not isinstance(ablation_dataset, str) or ablation_dataset not in datasets:
         raise ReportError(
@@ -107,7 +120,7 @@ def parse_settings(params: Mapping[str, Any]) -> ReportSettings:
             f"{list(datasets)}: the full model's runs on it come from the compare stage")
     ablation_variants = _strings(ablation, "ablation", "variants")
     ablation_seeds = _ints(ablation.get("seeds"), "ablation.seeds")
-    if not ablation_seeds:
+    if not ablation_seeds and seeds:
         raise ReportError("params: ablation.seeds must list at least one seed")
     extra = sorted(set(ablation_seeds) - set(seeds))
     if extra:
@@ -139,6 +152,7 @@ def parse_settings(params: Mapping[str, Any]) -> ReportSettings:
         resamples=_int(report.get("resamples", DEFAULT_RESAMPLES), "report.resamples", 1),
         seed=_int(report.get("seed", DEFAULT_SEED), "report.seed", 0),
         qualitative_bins=bins,
+        released_datasets=released,
     )
 
 
