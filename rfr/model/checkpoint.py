@@ -116,11 +116,7 @@ def open_checkpoint(path: str | Path) -> LoadedCheckpoint:
         model = _load_suite_format(path, payload)
         return LoadedCheckpoint(model, str(payload["model"]), FORMAT_NAME)
     if AUTHORS_KEY in payload:
-        state_dict = _as_state_dict(path, payload[AUTHORS_KEY], f"'{AUTHORS_KEY}'")
-        config = infer_authors_config(path, state_dict)
-        model = RFRNet(config)
-        load_state_dict_strict(model, state_dict, path)
-        return LoadedCheckpoint(model.eval(), "rfr", "authors")
+        return _load_authors_format(path, payload)
     found = preview(sorted(str(k) for k in payload))
     raise CheckpointError(
         f"{path}: not an RFR-Net checkpoint: expected the authors' format (a dict with "
@@ -147,7 +143,14 @@ def require_authors_format(path: str | Path) -> LoadedCheckpoint:
         raise CheckpointError(
             f"{path}: not the authors' checkpoint format: no '{AUTHORS_KEY}' state dict "
             f"(found keys {preview(sorted(str(k) for k in payload))})")
-    return open_checkpoint(path)
+    return _load_authors_format(path, payload)
+
+
+def _load_authors_format(path: Path, payload: dict[str, Any]) -> LoadedCheckpoint:
+    state_dict = _as_state_dict(path, payload[AUTHORS_KEY], f"'{AUTHORS_KEY}'")
+    model = RFRNet(infer_authors_config(path, state_dict))
+    load_state_dict_strict(model, state_dict, path)
+    return LoadedCheckpoint(model.eval(), "rfr", "authors")
 
 
 def _load_suite_format(path: Path, payload: dict[str, Any]) -> nn.Module:
