@@ -485,26 +485,26 @@ def read_profile(name: str) -> dict[str, Any]:
     return resolve_derived(load_yaml(source), str(source))
 
 
-def parse_roots(pairs: Sequence[str]) -> dict[str, str]:
-    """``["celeba=/data/celeba", ...]`` -> {"celeba": "/data/celeba"}."""
-    roots = {}
+def parse_assignments(pairs: Sequence[str], flag: str, form: str) -> dict[str, str]:
+    """``["celeba=/data/celeba", ...]`` -> {"celeba": "/data/celeba"}; ``flag`` and
+    ``form`` (``--root``, ``NAME=FOLDER``) name the option in the error."""
+    found = {}
     for pair in pairs:
-        name, sep, folder = pair.partition("=")
-        if not sep or not name or not folder:
-            raise PipelineError(f"--root takes NAME=FOLDER, got {pair!r}")
-        roots[name] = folder
-    return roots
+        name, sep, value = pair.partition("=")
+        if not sep or not name or not value:
+            raise PipelineError(f"{flag} takes {form}, got {pair!r}")
+        found[name] = value
+    return found
+
+
+def parse_roots(pairs: Sequence[str]) -> dict[str, str]:
+    """``rfr profile --root NAME=FOLDER``, repeated."""
+    return parse_assignments(pairs, "--root", "NAME=FOLDER")
 
 
 def parse_checkpoints(pairs: Sequence[str]) -> dict[str, str]:
-    """``["celeba=/ckpt/celeba.pth", ...]`` -> {"celeba": "/ckpt/celeba.pth"}."""
-    found = {}
-    for pair in pairs:
-        name, sep, file = pair.partition("=")
-        if not sep or not name or not file:
-            raise PipelineError(f"--checkpoint takes DATASET=FILE, got {pair!r}")
-        found[name] = file
-    return found
+    """``rfr profile --checkpoint DATASET=FILE``, repeated."""
+    return parse_assignments(pairs, "--checkpoint", "DATASET=FILE")
 
 
 def check_released_files(params: Mapping[str, Any], source: str = PARAMS_FILE) -> None:

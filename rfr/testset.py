@@ -26,7 +26,6 @@ row; ``rfr evaluate --predictions <predictions>`` with the flags in ``testset.js
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import json
 import shlex
@@ -46,6 +45,7 @@ from rfr.evaluate.batches import EvalData
 from rfr.evaluate.config import EvalConfig
 from rfr.evaluate.layout import image_id, prediction_relpath
 from rfr.masks import format_bin
+from rfr.weights import file_sha256
 
 TESTSET_FORMAT = "rfr-bench test set v1"
 MANIFEST_CSV = "manifest.csv"
@@ -92,10 +92,6 @@ def mask_png(known: Tensor) -> bytes:
     """A 1 x S x S mask (1 = known, 0 = hole) as 8-bit grayscale, holes white."""
     holes = (known[0] < 0.5).cpu().numpy()
     return png_bytes(np.where(holes, 255, 0).astype(np.uint8))
-
-
-def file_sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def check_out_dir(out_dir: Path, force: bool) -> None:

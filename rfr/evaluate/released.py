@@ -9,22 +9,11 @@ trained by this suite.
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any
 
 from rfr.atomic import write_json_atomic
-
-CHUNK = 1 << 20
-
-
-def file_sha256(path: str | Path) -> str:
-    """SHA-256 of a file's bytes, read in chunks (released files are ~0.1-0.4 GB)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
+from rfr.weights import file_sha256
 
 
 def released_record(checkpoint: str | Path, run: dict[str, Any]) -> dict[str, Any]:

@@ -130,6 +130,18 @@ def encode_mask_png(hole: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
+
+def open_bank_dir(out_dir: Path) -> Path:
+    """Make ``out_dir`` ready for a new bank and return its manifest's path. The old
+    manifest goes first: a bank interrupted halfway then has no manifest, so it is never
+    read as complete."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise MaskBankError(f"mask bank output path is not a directory: {out_dir}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    manifest = out_dir / MANIFEST_NAME
+    manifest.unlink(missing_ok=True)
+    return manifest
+
 def write_mask_bank(out_dir: str | Path, per_bin: int, size: int = 256,
                     seed: int = 0) -> list[MaskEntry]:
     """Write ``per_bin`` masks for every NVIDIA bin to ``out_dir`` plus ``manifest.csv``.
@@ -146,11 +158,7 @@ def write_mask_bank(out_dir: str | Path, per_bin: int, size: int = 256,
         raise ValueError(f"mask size must be at least {MIN_BANK_SIZE}, got {size}")
     seed = check_seed(seed)
     out_dir = Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise MaskBankError(f"mask bank output path is not a directory: {out_dir}")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    manifest = out_dir / MANIFEST_NAME
-    manifest.unlink(missing_ok=True)
+    manifest = open_bank_dir(out_dir)
 
     entries: list[MaskEntry] = []
     rows: list[tuple[str, str, str, str]] = []

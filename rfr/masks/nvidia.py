@@ -24,10 +24,10 @@ from rfr.data.image_io import open_image, pil_to_array
 from rfr.errors import ImageReadError, MaskBankError
 from rfr.masks.bank import (
     BANK_FILE_PATTERN,
-    MANIFEST_NAME,
     MIN_BANK_SIZE,
     encode_mask_png,
     manifest_row,
+    open_bank_dir,
     rounded_ratio,
     write_manifest,
 )
@@ -345,11 +345,7 @@ def write_nvidia_bank(folder: str | Path, out_dir: str | Path, *, hole_is_white:
     checked = _checked_masks(folder, hole_is_white, file_size, per_bin, border,
                              ratio_tolerance, threshold, layout)
     first = next(checked)  # the names check and the first file fail before any write
-    if out_dir.exists() and not out_dir.is_dir():
-        raise MaskBankError(f"mask bank output path is not a directory: {out_dir}")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    manifest = out_dir / MANIFEST_NAME
-    manifest.unlink(missing_ok=True)
+    manifest = open_bank_dir(out_dir)
     entries: list[MaskEntry] = []
     rows = []
     moved: list[dict[str, object]] = []
